@@ -1,0 +1,241 @@
+"""Checkpoints in the Hugging Face layout: ``config.json`` + ``model.safetensors`` (or ``pytorch_model.bin``).
+
+Parameter names are already Hugging Face's, so loading is a direct ``load_state_dict`` after a small
+normalisation for what real checkpoints contain:
+
+* legacy TensorFlow-era names ``LayerNorm.gamma`` / ``LayerNorm.beta``;
+* stray buffers (``embeddings.position_ids``, ``embeddings.token_type_ids``);
+* with or without the ``bert.`` prefix (a bare ``BertModel`` checkpoint into a head, and back);
+* the MLM decoder weight missing on disk because it is tied to the word embeddings, and the
+  decoder bias stored under either ``cls.predictions.bias`` or ``cls.predictions.decoder.bias``.
+
+Head weights absent from the checkpoint (a classifier on top of a base model) are initialised
+and logged; a missing encoder weight or a shape mismatch is an error naming the tensor.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .config import BertConfig
+from .errors import BertForgeError
+from .fileio import atomic_path
+from .model import BertPreTrainedModel
+
+logger = logging.getLogger(__name__)
+
+SAFE_WEIGHTS_NAME = "model.safetensors"
+TORCH_WEIGHTS_NAME = "pytorch_model.bin"
+SAFE_INDEX_NAME = "model.safetensors.index.json"
+TORCH_INDEX_NAME = "pytorch_model.bin.index.json"
+
+# Sub-modules of the encoder; keys under them belong to BertModel, everything else to a head.
+_BASE_MODULES = ("embeddings.", "encoder.", "pooler.")
+# Buffers some checkpoints carry that are recomputed, never learned.
+_STRAY_SUFFIXES = ("embeddings.position_ids", "embeddings.token_type_ids")
+_DECODER_WEIGHT = "cls.predictions.decoder.weight"
+_DECODER_BIAS = "cls.predictions.decoder.bias"
+_LM_BIAS = "cls.predictions.bias"
+
+ModelT = TypeVar("ModelT", bound=BertPreTrainedModel)
+
+
+# ---------------------------------------------------------------------------------------- reading
+def read_state_dict(directory: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """All tensors of a checkpoint directory, from safetensors (preferred) or a torch pickle."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise BertForgeError(
+            f"checkpoint directory {directory} does not exist; pass a folder holding config.json and weights"
+        )
+    for index_name in (SAFE_INDEX_NAME, TORCH_INDEX_NAME):
+        index = directory / index_name
+        if index.is_file():
+            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+            state: dict[str, torch.Tensor] = {}
+            for shard in sorted(set(weight_map.values())):
+                state.update(_read_weights_file(directory / shard))
+            return state
+    for name in (SAFE_WEIGHTS_NAME, TORCH_WEIGHTS_NAME):
+        if (directory / name).is_file():
+            return _read_weights_file(directory / name)
+    raise BertForgeError(
+        f"no weights in {directory}: expected {SAFE_WEIGHTS_NAME} or {TORCH_WEIGHTS_NAME} "
+        "(save a model there with save_pretrained)"
+    )
+
+
+def _read_weights_file(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        if path.name.endswith(".safetensors"):
+            return load_file(str(path), device="cpu")
+        # weights_only: a checkpoint is data, and must not be able to run code when loaded.
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (SafetensorError, RuntimeError, OSError, EOFError) as err:
+        raise BertForgeError(
+            f"cannot read weights file {path} ({err}); the file is corrupt or not a checkpoint"
+        ) from None
+    if not isinstance(state, dict):
+        raise BertForgeError(f"{path} does not hold a state dict (found {type(state).__name__})")
+    return state
+
+
+def normalize_state_dict(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """Rename legacy keys and put encoder keys under ``prefix`` ("bert" for heads, "" for BertModel)."""
+    out: dict[str, torch.Tensor] = {}
+    for key, tensor in state.items():
+        if key.endswith(_STRAY_SUFFIXES):
+            continue
+        if key.endswith("LayerNorm.gamma"):
+            key = key[: -len("gamma")] + "weight"
+        elif key.endswith("LayerNorm.beta"):
+            key = key[: -len("beta")] + "bias"
+        if prefix:
+            if key.startswith(_BASE_MODULES):
+                key = f"{prefix}.{key}"
+        elif key.startswith("bert."):
+            key = key[len("bert.") :]
+        out[key] = tensor
+    if _DECODER_BIAS in out:
+        # One tensor with two names; keep the canonical one.
+        out.setdefault(_LM_BIAS, out[_DECODER_BIAS])
+        del out[_DECODER_BIAS]
+    return out
+
+
+# ---------------------------------------------------------------------------------------- loading
+def load_pretrained(
+    cls: type[ModelT],
+    path: str | os.PathLike[str],
+    config: BertConfig | None = None,
+    *,
+    dtype: torch.dtype | None = None,
+    device: str | torch.device | None = None,
+    ignore_mismatched_sizes: bool = False,
+    **config_overrides: Any,
+) -> ModelT:
+    """Build ``cls`` from the checkpoint directory ``path``.
+
+    ``config_overrides`` change config fields before the model is built, e.g. ``num_labels=3``.
+    ``ignore_mismatched_sizes`` re-initialises head weights whose shape differs from the
+    checkpoint (a classifier with a new label count) instead of raising.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise BertForgeError(
+            f"checkpoint directory {path} does not exist; pass a folder holding config.json and weights"
+        )
+    if config is None:
+        config = BertConfig.from_pretrained(path, **config_overrides)
+    elif config_overrides:
+        config = config.replace(**config_overrides)
+    model = cls(config)
+    state = read_state_dict(path)
+    prefix = "" if model.base_model_prefix == "" else "bert"
+    load_state_dict_into(
+        model, normalize_state_dict(state, prefix), ignore_mismatched_sizes, source=str(path)
+    )
+    if dtype is not None or device is not None:
+        model.to(device=device, dtype=dtype)
+    model.eval()
+    return model
+
+
+def load_state_dict_into(
+    model: BertPreTrainedModel,
+    state: dict[str, torch.Tensor],
+    ignore_mismatched_sizes: bool = False,
+    source: str = "checkpoint",
+) -> None:
+    """Copy a normalised state dict into ``model``; initialise absent head weights, refuse the rest."""
+    expected = dict(model.state_dict())
+    expected.pop(_DECODER_BIAS, None)  # alias of cls.predictions.bias
+    if model.config.tie_word_embeddings:
+        expected.pop(_DECODER_WEIGHT, None)  # the word-embedding matrix itself
+        state.pop(_DECODER_WEIGHT, None)
+    is_base = model.base_model_prefix == ""
+
+    def belongs_to_encoder(key: str) -> bool:
+        bare = key if is_base else key.removeprefix("bert.")
+        return bare.startswith(("embeddings.", "encoder."))
+
+    for key, tensor in list(state.items()):
+        if key in expected and tuple(tensor.shape) != tuple(expected[key].shape):
+            if ignore_mismatched_sizes and not belongs_to_encoder(key):
+                logger.warning(
+                    "%s: %s has shape %s, model needs %s; re-initialising it",
+                    source,
+                    key,
+                    tuple(tensor.shape),
+                    tuple(expected[key].shape),
+                )
+                del state[key]
+                continue
+            raise BertForgeError(
+                f"shape mismatch for {key}: checkpoint {source} has {tuple(tensor.shape)}, "
+                f"the model expects {tuple(expected[key].shape)}; check config.json "
+                "(or pass ignore_mismatched_sizes=True to re-initialise a task head)"
+            )
+    missing = [k for k in expected if k not in state]
+    missing_encoder = [k for k in missing if belongs_to_encoder(k)]
+    if missing_encoder:
+        shown = ", ".join(f"{k} {tuple(expected[k].shape)}" for k in missing_encoder[:5])
+        more = f" and {len(missing_encoder) - 5} more" if len(missing_encoder) > 5 else ""
+        raise BertForgeError(
+            f"checkpoint {source} lacks encoder weight(s) {shown}{more}; it is not a complete BERT "
+            "checkpoint or was saved with a different num_hidden_layers"
+        )
+    unexpected = [k for k in state if k not in expected]
+    loadable = {k: v for k, v in state.items() if k in expected}
+    with torch.no_grad():
+        model.load_state_dict(loadable, strict=False)
+    if missing:
+        logger.warning(
+            "%s: newly initialised weights (train them before use): %s", source, ", ".join(missing)
+        )
+    if unexpected:
+        logger.info("%s: unused checkpoint weights: %s", source, ", ".join(unexpected))
+
+
+# ----------------------------------------------------------------------------------------- saving
+def save_pretrained(
+    model: BertPreTrainedModel,
+    directory: str | os.PathLike[str],
+    *,
+    safe_serialization: bool = True,
+) -> list[Path]:
+    """Write ``config.json`` and ``model.safetensors`` (or ``pytorch_model.bin``) into ``directory``.
+
+    Each file is written to a temporary name and renamed, so an interrupted save never leaves a
+    truncated file under the real name. Tied aliases are dropped, as transformers does.
+    """
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise BertForgeError(f"{directory} exists and is not a directory; choose another output path")
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    state.pop(_DECODER_BIAS, None)
+    if model.config.tie_word_embeddings:
+        state.pop(_DECODER_WEIGHT, None)
+
+    config = model.config.replace(extra={**model.config.extra, "architectures": [type(model).__name__]})
+    written = []
+    if safe_serialization:
+        weights = directory / SAFE_WEIGHTS_NAME
+        with atomic_path(weights) as tmp:
+            save_file(state, str(tmp), metadata={"format": "pt"})
+    else:
+        weights = directory / TORCH_WEIGHTS_NAME
+        with atomic_path(weights) as tmp:
+            torch.save(state, tmp)
+    written.append(weights)
+    written.append(config.save_pretrained(directory))
+    return written

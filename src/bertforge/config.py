@@ -1,0 +1,240 @@
+"""BertConfig: every field of BERT's ``config.json``, named presets, and Hugging Face JSON I/O.
+
+The field names are Hugging Face's, so a ``config.json`` written by transformers loads here and the
+other way round. Keys this dataclass does not model (``architectures``, ``transformers_version``,
+``gradient_checkpointing`` ...) are kept in ``extra`` and written back unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import BertForgeError
+from .fileio import atomic_write_json
+
+CONFIG_NAME = "config.json"
+
+# Activations bertforge implements; aliases map to what transformers calls the same function.
+ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "relu", "silu", "swish")
+
+
+@dataclass
+class BertConfig:
+    """Architecture of a BERT model, with Hugging Face's names and defaults (bert-base-uncased)."""
+
+    vocab_size: int = 30522
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    initializer_range: float = 0.02
+    layer_norm_eps: float = 1e-12
+    pad_token_id: int = 0
+    position_embedding_type: str = "absolute"
+    classifier_dropout: float | None = None
+    tie_word_embeddings: bool = True
+    # Task heads. id2label decides num_labels when both are given, as in transformers.
+    num_labels: int = 2
+    id2label: dict[int, str] | None = None
+    label2id: dict[str, int] | None = None
+    problem_type: str | None = None
+    # Unknown config.json keys, preserved on round trip.
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.id2label is not None:
+            self.id2label = {int(k): str(v) for k, v in self.id2label.items()}
+            self.num_labels = len(self.id2label)
+        else:
+            self.id2label = {i: f"LABEL_{i}" for i in range(self.num_labels)}
+        if self.label2id is None:
+            self.label2id = {label: i for i, label in self.id2label.items()}
+        else:
+            self.label2id = {str(k): int(v) for k, v in self.label2id.items()}
+        self.validate()
+
+    # ------------------------------------------------------------------ checks
+    def validate(self) -> None:
+        """Raise :class:`BertForgeError` naming the first invalid value and how to fix it."""
+        for name in (
+            "vocab_size",
+            "hidden_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "intermediate_size",
+            "max_position_embeddings",
+            "type_vocab_size",
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise BertForgeError(f"{name} ({value!r}) must be a positive integer")
+        if self.hidden_size % self.num_attention_heads != 0:
+            suggestion = max(d for d in range(1, self.num_attention_heads + 1) if self.hidden_size % d == 0)
+            raise BertForgeError(
+                f"hidden_size ({self.hidden_size}) must be divisible by num_attention_heads "
+                f"({self.num_attention_heads}); try num_attention_heads={suggestion}"
+            )
+        if self.hidden_act not in ACTIVATIONS:
+            raise BertForgeError(
+                f"hidden_act {self.hidden_act!r} is not supported; choose from {', '.join(ACTIVATIONS)}"
+            )
+        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value < 1.0:
+                raise BertForgeError(f"{name} ({value!r}) must be in [0, 1); BERT uses 0.1")
+        if self.position_embedding_type != "absolute":
+            raise BertForgeError(
+                f"position_embedding_type {self.position_embedding_type!r} is not supported; "
+                "bertforge implements BERT's learned absolute positions ('absolute')"
+            )
+        if not 0 <= self.pad_token_id < self.vocab_size:
+            raise BertForgeError(
+                f"pad_token_id ({self.pad_token_id}) must be in [0, vocab_size={self.vocab_size})"
+            )
+        if self.layer_norm_eps <= 0:
+            raise BertForgeError(f"layer_norm_eps ({self.layer_norm_eps}) must be positive; BERT uses 1e-12")
+        if self.initializer_range <= 0:
+            raise BertForgeError(
+                f"initializer_range ({self.initializer_range}) must be positive; BERT uses 0.02"
+            )
+        if self.num_labels < 1:
+            raise BertForgeError(f"num_labels ({self.num_labels}) must be at least 1 (1 means regression)")
+        if self.problem_type not in (
+            None,
+            "regression",
+            "single_label_classification",
+            "multi_label_classification",
+        ):
+            raise BertForgeError(
+                f"problem_type {self.problem_type!r} is not supported; choose regression, "
+                "single_label_classification or multi_label_classification"
+            )
+
+    # --------------------------------------------------------------- derived
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_attention_heads
+
+    # --------------------------------------------------------------- presets
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> BertConfig:
+        """Build a named architecture, e.g. ``bert-tiny``, ``bert-L4-H256``, ``bert-base``."""
+        canonical = PRESET_ALIASES.get(name, name)
+        if canonical not in PRESETS:
+            raise BertForgeError(f"unknown preset {name!r}; choose from {', '.join(preset_names())}")
+        return cls(**{**PRESETS[canonical], **overrides})
+
+    # ------------------------------------------------------------------- JSON
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BertConfig:
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        extra = {k: v for k, v in data.items() if k not in known}
+        model_type = extra.get("model_type", "bert")
+        if model_type != "bert":
+            raise BertForgeError(
+                f"config model_type is {model_type!r}; bertforge loads BERT checkpoints (model_type 'bert')"
+            )
+        # Old configs spell num_labels only through id2label; newer ones may write both.
+        if "id2label" in kwargs and kwargs["id2label"] is None:
+            del kwargs["id2label"]
+        return cls(**kwargs, extra=extra)
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"model_type": "bert"}
+        data.update(self.extra)
+        for f in dataclasses.fields(self):
+            if f.name != "extra":
+                data[f.name] = getattr(self, f.name)
+        data["id2label"] = {str(k): v for k, v in self.id2label.items()}
+        data["model_type"] = "bert"
+        return data
+
+    @classmethod
+    def from_json_file(cls, path: str | os.PathLike[str]) -> BertConfig:
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise BertForgeError(
+                f"config file {path} not found; a checkpoint directory needs a config.json"
+            ) from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise BertForgeError(f"{path} is not valid JSON ({err}); fix or regenerate the file") from None
+        if not isinstance(data, dict):
+            raise BertForgeError(f"{path} must hold a JSON object of config fields")
+        return cls.from_dict(data)
+
+    def to_json_file(self, path: str | os.PathLike[str]) -> None:
+        atomic_write_json(path, self.to_dict())
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike[str], **overrides: Any) -> BertConfig:
+        """Read ``config.json`` from a checkpoint directory (or the file itself)."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / CONFIG_NAME
+        config = cls.from_json_file(path)
+        return config.replace(**overrides) if overrides else config
+
+    def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
+        path = Path(directory) / CONFIG_NAME
+        self.to_json_file(path)
+        return path
+
+    def replace(self, **changes: Any) -> BertConfig:
+        """A copy with some fields changed; changing num_labels alone resets the label names."""
+        if "num_labels" in changes and "id2label" not in changes:
+            changes["id2label"] = None
+            changes.setdefault("label2id", None)
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise BertForgeError(f"unknown config field(s) {', '.join(sorted(unknown))}")
+        return dataclasses.replace(self, **changes)
+
+
+def _compact(layers: int, hidden: int) -> dict[str, Any]:
+    # Google's 24 compact BERTs (Turc et al., 2019): heads = H/64, feed-forward = 4H.
+    return {
+        "num_hidden_layers": layers,
+        "hidden_size": hidden,
+        "num_attention_heads": hidden // 64,
+        "intermediate_size": 4 * hidden,
+    }
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    f"bert-L{layers}-H{hidden}": _compact(layers, hidden)
+    for layers in (2, 4, 6, 8, 10, 12)
+    for hidden in (128, 256, 512, 768)
+}
+PRESETS["bert-large"] = {
+    "num_hidden_layers": 24,
+    "hidden_size": 1024,
+    "num_attention_heads": 16,
+    "intermediate_size": 4096,
+}
+PRESET_ALIASES: dict[str, str] = {
+    "bert-tiny": "bert-L2-H128",
+    "bert-mini": "bert-L4-H256",
+    "bert-small": "bert-L4-H512",
+    "bert-medium": "bert-L8-H512",
+    "bert-base": "bert-L12-H768",
+}
+
+
+def preset_names() -> list[str]:
+    """All preset names, aliases first."""
+    return [*PRESET_ALIASES, "bert-large", *(n for n in PRESETS if n != "bert-large")]

@@ -1,0 +1,404 @@
+"""Task heads on top of :class:`BertModel`: pretraining (MLM + NSP), MLM, NSP, sequence and token
+classification, extractive QA and multiple choice.
+
+Each class mirrors its Hugging Face namesake: the encoder lives at ``self.bert`` and the head's
+parameters carry the same names (``cls.predictions.*``, ``cls.seq_relationship``, ``classifier``,
+``qa_outputs``), the forward arguments are transformers' (``labels``, ``next_sentence_label``,
+``start_positions`` ...), and a loss is returned whenever labels are given (-100 is ignored).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import BertConfig
+from .model import BertModel, BertPreTrainedModel, activation
+from .outputs import (
+    BertForPreTrainingOutput,
+    MaskedLMOutput,
+    MultipleChoiceModelOutput,
+    NextSentencePredictorOutput,
+    QuestionAnsweringModelOutput,
+    SequenceClassifierOutput,
+    TokenClassifierOutput,
+)
+
+IGNORE_INDEX = -100
+
+
+class BertPredictionHeadTransform(nn.Module):
+    """dense + activation + LayerNorm applied to hidden states before the vocabulary projection."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.act = activation(config.hidden_act)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.act(self.dense(hidden_states)))
+
+
+class BertLMPredictionHead(nn.Module):
+    """Masked-LM scores: transform, then a (V, H) decoder tied to the word embeddings, plus a bias.
+
+    Works on hidden states of any leading shape, so a caller may gather the masked positions first
+    and project only those (the 30k-wide matmul is the most expensive op of pretraining).
+    """
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.transform = BertPredictionHeadTransform(config)
+        self.decoder = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+        # One bias under two names, as in transformers: checkpoints carry either key.
+        self.decoder.bias = self.bias
+
+    def reset_extra_parameters(self) -> None:
+        nn.init.zeros_(self.bias)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.transform(hidden_states))
+
+
+class BertOnlyMLMHead(nn.Module):
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.predictions = BertLMPredictionHead(config)
+
+    def forward(self, sequence_output: torch.Tensor) -> torch.Tensor:
+        return self.predictions(sequence_output)
+
+
+class BertOnlyNSPHead(nn.Module):
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.seq_relationship = nn.Linear(config.hidden_size, 2)
+
+    def forward(self, pooled_output: torch.Tensor) -> torch.Tensor:
+        return self.seq_relationship(pooled_output)
+
+
+class BertPreTrainingHeads(nn.Module):
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.predictions = BertLMPredictionHead(config)
+        self.seq_relationship = nn.Linear(config.hidden_size, 2)
+
+    def forward(
+        self, sequence_output: torch.Tensor, pooled_output: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.predictions(sequence_output), self.seq_relationship(pooled_output)
+
+
+class _TiedDecoderMixin:
+    """Share the MLM decoder matrix with the input word embeddings (config.tie_word_embeddings)."""
+
+    bert: BertModel
+    config: BertConfig
+
+    def _lm_head(self) -> BertLMPredictionHead:
+        return self.cls.predictions  # type: ignore[attr-defined, no-any-return]
+
+    def tie_weights(self) -> None:
+        if self.config.tie_word_embeddings:
+            self._lm_head().decoder.weight = self.bert.embeddings.word_embeddings.weight
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self._lm_head().decoder
+
+
+def _mlm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=IGNORE_INDEX
+    )
+
+
+def _classifier_dropout(config: BertConfig) -> float:
+    return config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+
+
+class BertForPreTraining(_TiedDecoderMixin, BertPreTrainedModel):
+    """BERT's pretraining model: masked-LM scores for every position plus next-sentence logits."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.bert = BertModel(config)
+        self.cls = BertPreTrainingHeads(config)
+        self.init_weights()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        next_sentence_label: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> BertForPreTrainingOutput:
+        """``labels`` (B, T): token ids at masked positions, -100 elsewhere; ``next_sentence_label`` (B,):
+        0 = B follows A, 1 = B is random. The loss sums whichever of the two losses has labels."""
+        out = self.bert(
+            input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions
+        )
+        prediction_logits, seq_relationship_logits = self.cls(out.last_hidden_state, out.pooler_output)
+        loss = None
+        if labels is not None:
+            loss = _mlm_loss(prediction_logits, labels)
+        if next_sentence_label is not None:
+            nsp_loss = F.cross_entropy(
+                seq_relationship_logits.view(-1, 2).float(), next_sentence_label.view(-1)
+            )
+            loss = nsp_loss if loss is None else loss + nsp_loss
+        return BertForPreTrainingOutput(
+            loss, prediction_logits, seq_relationship_logits, out.hidden_states, out.attentions
+        )
+
+
+class BertForMaskedLM(_TiedDecoderMixin, BertPreTrainedModel):
+    """Masked-LM scores for every position (no pooler, as in transformers)."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.bert = BertModel(config, add_pooling_layer=False)
+        self.cls = BertOnlyMLMHead(config)
+        self.init_weights()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> MaskedLMOutput:
+        out = self.bert(
+            input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions
+        )
+        logits = self.cls(out.last_hidden_state)
+        loss = _mlm_loss(logits, labels) if labels is not None else None
+        return MaskedLMOutput(loss, logits, out.hidden_states, out.attentions)
+
+
+class BertForNextSentencePrediction(BertPreTrainedModel):
+    """Is segment B the continuation of segment A? Logits (B, 2): 0 = yes, 1 = random."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.bert = BertModel(config)
+        self.cls = BertOnlyNSPHead(config)
+        self.init_weights()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+        next_sentence_label: torch.Tensor | None = None,
+    ) -> NextSentencePredictorOutput:
+        labels = labels if labels is not None else next_sentence_label
+        out = self.bert(
+            input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions
+        )
+        logits = self.cls(out.pooler_output)
+        loss = F.cross_entropy(logits.view(-1, 2).float(), labels.view(-1)) if labels is not None else None
+        return NextSentencePredictorOutput(loss, logits, out.hidden_states, out.attentions)
+
+
+class BertForSequenceClassification(BertPreTrainedModel):
+    """A linear layer over the pooled [CLS] vector: classification, or regression when num_labels == 1."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.num_labels = config.num_labels
+        self.bert = BertModel(config)
+        self.dropout = nn.Dropout(_classifier_dropout(config))
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.init_weights()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> SequenceClassifierOutput:
+        out = self.bert(
+            input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions
+        )
+        logits = self.classifier(self.dropout(out.pooler_output))
+        loss = self._loss(logits, labels) if labels is not None else None
+        return SequenceClassifierOutput(loss, logits, out.hidden_states, out.attentions)
+
+    def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        # Same rule as transformers when problem_type is unset: one label -> regression,
+        # integer labels -> single-label cross-entropy, float labels -> multi-label BCE.
+        problem = self.config.problem_type
+        if problem is None:
+            if self.num_labels == 1:
+                problem = "regression"
+            elif labels.dtype in (torch.long, torch.int):
+                problem = "single_label_classification"
+            else:
+                problem = "multi_label_classification"
+        if problem == "regression":
+            if self.num_labels == 1:
+                return F.mse_loss(logits.squeeze().float(), labels.squeeze().to(torch.float32))
+            return F.mse_loss(logits.float(), labels.float())
+        if problem == "single_label_classification":
+            return F.cross_entropy(
+                logits.view(-1, self.num_labels).float(), labels.view(-1), ignore_index=IGNORE_INDEX
+            )
+        return F.binary_cross_entropy_with_logits(logits.float(), labels.float())
+
+
+class BertForTokenClassification(BertPreTrainedModel):
+    """A linear layer over every token's hidden state: tagging such as NER."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.num_labels = config.num_labels
+        self.bert = BertModel(config, add_pooling_layer=False)
+        self.dropout = nn.Dropout(_classifier_dropout(config))
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.init_weights()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> TokenClassifierOutput:
+        out = self.bert(
+            input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions
+        )
+        logits = self.classifier(self.dropout(out.last_hidden_state))
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(
+                logits.view(-1, self.num_labels).float(), labels.view(-1), ignore_index=IGNORE_INDEX
+            )
+        return TokenClassifierOutput(loss, logits, out.hidden_states, out.attentions)
+
+
+class BertForQuestionAnswering(BertPreTrainedModel):
+    """Extractive QA: start and end logits for every token (the answer span is chosen outside)."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.num_labels = config.num_labels
+        self.bert = BertModel(config, add_pooling_layer=False)
+        self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
+        self.init_weights()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        start_positions: torch.Tensor | None = None,
+        end_positions: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> QuestionAnsweringModelOutput:
+        out = self.bert(
+            input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions
+        )
+        # (B, T, 2) -> two (B, T)
+        start_logits, end_logits = (
+            t.squeeze(-1).contiguous() for t in self.qa_outputs(out.last_hidden_state).split(1, -1)
+        )
+        loss = None
+        if start_positions is not None and end_positions is not None:
+            # Positions outside the window (answer truncated away) are clamped to T and ignored.
+            ignored = start_logits.shape[1]
+            start = start_positions.view(-1).clamp(0, ignored)
+            end = end_positions.view(-1).clamp(0, ignored)
+            loss = (
+                F.cross_entropy(start_logits.float(), start, ignore_index=ignored)
+                + F.cross_entropy(end_logits.float(), end, ignore_index=ignored)
+            ) / 2
+        return QuestionAnsweringModelOutput(loss, start_logits, end_logits, out.hidden_states, out.attentions)
+
+
+class BertForMultipleChoice(BertPreTrainedModel):
+    """Scores C candidate continuations: inputs (B, C, T), one logit per choice from the pooled output."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.bert = BertModel(config)
+        self.dropout = nn.Dropout(_classifier_dropout(config))
+        self.classifier = nn.Linear(config.hidden_size, 1)
+        self.init_weights()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> MultipleChoiceModelOutput:
+        if input_ids.dim() != 3:
+            raise ValueError(
+                f"input_ids must be (batch, num_choices, seq_len), got shape {tuple(input_ids.shape)}"
+            )
+        num_choices = input_ids.shape[1]
+
+        def flat(t: torch.Tensor | None) -> torch.Tensor | None:
+            # (B, C, T) -> (B*C, T): every choice is its own sequence
+            return t.reshape(-1, t.shape[-1]) if t is not None else None
+
+        out = self.bert(
+            flat(input_ids),
+            flat(attention_mask),
+            flat(token_type_ids),
+            flat(position_ids),  # type: ignore[arg-type]
+            output_hidden_states,
+            output_attentions,
+        )
+        logits = self.classifier(self.dropout(out.pooler_output)).view(-1, num_choices)
+        loss = F.cross_entropy(logits.float(), labels.view(-1)) if labels is not None else None
+        return MultipleChoiceModelOutput(loss, logits, out.hidden_states, out.attentions)
+
+
+HEAD_CLASSES: dict[str, type[BertPreTrainedModel]] = {
+    cls.__name__: cls
+    for cls in (
+        BertModel,
+        BertForPreTraining,
+        BertForMaskedLM,
+        BertForNextSentencePrediction,
+        BertForSequenceClassification,
+        BertForTokenClassification,
+        BertForQuestionAnswering,
+        BertForMultipleChoice,
+    )
+}

@@ -1,0 +1,365 @@
+"""The BERT encoder: embeddings, self-attention, feed-forward, layers, pooler, and ``BertModel``.
+
+Module and parameter names follow Hugging Face's ``modeling_bert.py`` one to one
+(``embeddings.word_embeddings``, ``encoder.layer.N.attention.self.query``, ``...output.LayerNorm``,
+``pooler.dense``), so a state dict moves between the two without a rename table.
+
+Shapes in comments: B batch, T sequence length, H hidden size, N heads, D = H / N head size.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import BertConfig
+from .outputs import BaseModelOutputWithPooling
+
+_ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "gelu": F.gelu,  # exact, erf-based: what BERT's checkpoints were trained with
+    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
+    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
+    "gelu_fast": lambda x: F.gelu(x, approximate="tanh"),
+    "relu": F.relu,
+    "silu": F.silu,
+    "swish": F.silu,
+}
+
+
+def activation(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    return _ACTIVATIONS[name]
+
+
+class BertEmbeddings(nn.Module):
+    """token + learned absolute position + segment (token type) embeddings, then LayerNorm and dropout."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.word_embeddings = nn.Embedding(
+            config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id
+        )
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        seq_len = input_ids.shape[1]
+        if position_ids is None:
+            # (1, T), broadcast over the batch
+            position_ids = torch.arange(seq_len, device=input_ids.device).unsqueeze(0)
+        # Summed in transformers' order (word + type, then position) so float rounding matches too.
+        if token_type_ids is None:
+            # All segment A: add row 0 once instead of looking up B*T zeros.
+            embeddings = self.word_embeddings(input_ids) + self.token_type_embeddings.weight[0]
+        else:
+            embeddings = self.word_embeddings(input_ids) + self.token_type_embeddings(token_type_ids)
+        embeddings = embeddings + self.position_embeddings(position_ids)
+        return self.dropout(self.LayerNorm(embeddings))
+
+
+class BertSelfAttention(nn.Module):
+    """Multi-head scaled dot-product attention over the whole sequence (bidirectional)."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.num_heads = config.num_attention_heads
+        self.head_dim = config.head_dim
+        self.query = nn.Linear(config.hidden_size, config.hidden_size)
+        self.key = nn.Linear(config.hidden_size, config.hidden_size)
+        self.value = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dropout_prob = config.attention_probs_dropout_prob
+        self._fused: tuple[tuple[int, ...], torch.Tensor, torch.Tensor] | None = None
+
+    def _qkv_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Query, key and value projections stacked into one (3H, H) matrix: one matmul instead of three.
+
+        The stored format keeps the three separate (Hugging Face names). Without autograd the fused
+        copy is cached and rebuilt only when a weight changes (tracked by tensor versions and storage);
+        with autograd it is concatenated on the fly so gradients reach the three parameters.
+        """
+        params = (
+            self.query.weight,
+            self.key.weight,
+            self.value.weight,
+            self.query.bias,
+            self.key.bias,
+            self.value.bias,
+        )
+        if torch.is_grad_enabled():
+            self._fused = None
+            return torch.cat(params[:3]), torch.cat(params[3:])
+        stamp = tuple(p._version for p in params) + tuple(p.data_ptr() for p in params)
+        if self._fused is None or self._fused[0] != stamp:
+            with torch.no_grad():
+                self._fused = (stamp, torch.cat(params[:3]), torch.cat(params[3:]))
+        return self._fused[1], self._fused[2]
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``attention_mask``: bool (B, 1, 1, T), True where a key may be attended to, or None."""
+        batch, seq_len, hidden = hidden_states.shape
+        weight, bias = self._qkv_weights()
+        # (B, T, 3H) -> (B, T, 3, N, D) -> 3 x (B, N, T, D)
+        qkv = F.linear(hidden_states, weight, bias).view(batch, seq_len, 3, self.num_heads, self.head_dim)
+        query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        dropout_p = self.dropout_prob if self.training else 0.0
+        if output_attentions:
+            # SDPA does not return the probabilities, so compute them explicitly when asked.
+            scores = query @ key.transpose(-1, -2) / math.sqrt(self.head_dim)
+            if attention_mask is not None:
+                scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
+            probs = scores.softmax(dim=-1)
+            context = F.dropout(probs, dropout_p, self.training) @ value
+        else:
+            probs = None
+            context = F.scaled_dot_product_attention(
+                query, key, value, attn_mask=attention_mask, dropout_p=dropout_p
+            )
+        # (B, N, T, D) -> (B, T, H)
+        context = context.transpose(1, 2).reshape(batch, seq_len, hidden)
+        return context, probs
+
+
+class BertSelfOutput(nn.Module):
+    """Projection after attention, dropout, residual, LayerNorm (post-LN)."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, hidden_states: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.dropout(self.dense(hidden_states)) + residual)
+
+
+class BertAttention(nn.Module):
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.self = BertSelfAttention(config)
+        self.output = BertSelfOutput(config)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        context, probs = self.self(hidden_states, attention_mask, output_attentions)
+        return self.output(context, hidden_states), probs
+
+
+class BertIntermediate(nn.Module):
+    """First feed-forward layer, H -> intermediate_size, with the activation."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.act = activation(config.hidden_act)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.act(self.dense(hidden_states))
+
+
+class BertOutput(nn.Module):
+    """Second feed-forward layer back to H, dropout, residual, LayerNorm."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, hidden_states: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.dropout(self.dense(hidden_states)) + residual)
+
+
+class BertLayer(nn.Module):
+    """One Transformer encoder layer: self-attention block then feed-forward block."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.attention = BertAttention(config)
+        self.intermediate = BertIntermediate(config)
+        self.output = BertOutput(config)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        attended, probs = self.attention(hidden_states, attention_mask, output_attentions)
+        return self.output(self.intermediate(attended), attended), probs
+
+
+class BertEncoder(nn.Module):
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.layer = nn.ModuleList(BertLayer(config) for _ in range(config.num_hidden_layers))
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None, tuple[torch.Tensor, ...] | None]:
+        all_hidden = [hidden_states] if output_hidden_states else None
+        all_attentions = [] if output_attentions else None
+        for layer in self.layer:
+            hidden_states, probs = layer(hidden_states, attention_mask, output_attentions)
+            if all_hidden is not None:
+                all_hidden.append(hidden_states)
+            if all_attentions is not None:
+                all_attentions.append(probs)
+        return (
+            hidden_states,
+            tuple(all_hidden) if all_hidden is not None else None,
+            tuple(all_attentions) if all_attentions is not None else None,
+        )
+
+
+class BertPooler(nn.Module):
+    """dense + tanh over the [CLS] vector: the sentence representation for NSP and classifiers."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.activation = nn.Tanh()
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        # pooler reads only [CLS], position 0
+        return self.activation(self.dense(hidden_states[:, 0]))
+
+
+def key_padding_mask(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
+    """(B, T) 1/0 mask -> bool (B, 1, 1, T) for SDPA, or None when nothing is padded.
+
+    Returning None for an all-ones mask lets SDPA take its unmasked fast path.
+    """
+    if attention_mask is None:
+        return None
+    if attention_mask.dim() != 2:
+        raise ValueError(f"attention_mask must be (batch, seq_len), got shape {tuple(attention_mask.shape)}")
+    mask = attention_mask.bool()
+    if bool(mask.all()):
+        return None
+    return mask[:, None, None, :]
+
+
+class BertPreTrainedModel(nn.Module):
+    """Shared by BertModel and every head: BERT's weight initialisation and checkpoint I/O."""
+
+    config: BertConfig
+    # Prefix of the encoder inside a head model ("bert"), or "" for BertModel itself.
+    base_model_prefix = "bert"
+
+    def init_weights(self) -> None:
+        self.apply(self._init_module)
+        self.tie_weights()
+
+    def _init_module(self, module: nn.Module) -> None:
+        """BERT's initialisation: normal(0, initializer_range) weights, zero biases, LayerNorm 1/0."""
+        std = self.config.initializer_range
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=std)
+            if module.padding_idx is not None:
+                with torch.no_grad():
+                    module.weight[module.padding_idx].zero_()
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+        elif hasattr(module, "reset_extra_parameters"):
+            module.reset_extra_parameters()
+
+    def tie_weights(self) -> None:
+        """Heads with a vocabulary decoder override this to share the word-embedding matrix."""
+
+    def num_parameters(self, trainable_only: bool = False) -> int:
+        """Distinct parameters (a tied matrix counts once)."""
+        params = {p.data_ptr(): p for p in self.parameters() if p.requires_grad or not trainable_only}
+        return sum(p.numel() for p in params.values())
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
+    # Checkpoint I/O lives in checkpoint.py; these are thin, discoverable entry points.
+    @classmethod
+    def from_pretrained(cls, path, config: BertConfig | None = None, **kwargs):  # type: ignore[no-untyped-def]
+        """Load a Hugging Face-layout checkpoint directory. See :func:`bertforge.checkpoint.load_pretrained`."""
+        from .checkpoint import load_pretrained
+
+        return load_pretrained(cls, path, config=config, **kwargs)
+
+    def save_pretrained(self, directory, **kwargs):  # type: ignore[no-untyped-def]
+        """Write ``config.json`` + ``model.safetensors``. See :func:`bertforge.checkpoint.save_pretrained`."""
+        from .checkpoint import save_pretrained
+
+        return save_pretrained(self, directory, **kwargs)
+
+
+class BertModel(BertPreTrainedModel):
+    """The bare encoder: returns the last hidden state and the pooled [CLS] vector."""
+
+    base_model_prefix = ""
+
+    def __init__(self, config: BertConfig, add_pooling_layer: bool = True) -> None:
+        super().__init__()
+        self.config = config
+        self.embeddings = BertEmbeddings(config)
+        self.encoder = BertEncoder(config)
+        self.pooler = BertPooler(config) if add_pooling_layer else None
+        self.init_weights()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> BaseModelOutputWithPooling:
+        if input_ids.dim() != 2:
+            raise ValueError(f"input_ids must be (batch, seq_len), got shape {tuple(input_ids.shape)}")
+        if input_ids.shape[1] > self.config.max_position_embeddings:
+            raise ValueError(
+                f"sequence length {input_ids.shape[1]} exceeds max_position_embeddings "
+                f"({self.config.max_position_embeddings}); truncate the input (tokenizer max_length)"
+            )
+        hidden = self.embeddings(input_ids, token_type_ids, position_ids)
+        mask = key_padding_mask(attention_mask)
+        hidden, all_hidden, all_attentions = self.encoder(
+            hidden, mask, output_hidden_states, output_attentions
+        )
+        pooled = self.pooler(hidden) if self.pooler is not None else None
+        return BaseModelOutputWithPooling(
+            last_hidden_state=hidden,
+            pooler_output=pooled,
+            hidden_states=all_hidden,
+            attentions=all_attentions,
+        )
