@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .config import BertConfig
@@ -71,6 +71,21 @@ def read_state_dict(directory: str | os.PathLike[str]) -> dict[str, torch.Tensor
         f"no weights in {directory}: expected {SAFE_WEIGHTS_NAME} or {TORCH_WEIGHTS_NAME} "
         "(save a model there with save_pretrained)"
     )
+
+
+def checkpoint_keys(directory: str | os.PathLike[str]) -> list[str]:
+    """Tensor names in a checkpoint, read from the safetensors header alone when possible."""
+    directory = Path(directory)
+    for index_name in (SAFE_INDEX_NAME, TORCH_INDEX_NAME):
+        if (directory / index_name).is_file():
+            return list(json.loads((directory / index_name).read_text(encoding="utf-8"))["weight_map"])
+    if (directory / SAFE_WEIGHTS_NAME).is_file():
+        try:
+            with safe_open(str(directory / SAFE_WEIGHTS_NAME), framework="pt") as handle:
+                return list(handle.keys())
+        except (SafetensorError, OSError) as err:
+            raise BertForgeError(f"cannot read {directory / SAFE_WEIGHTS_NAME} ({err}); the file is corrupt") from None
+    return list(read_state_dict(directory))
 
 
 def _read_weights_file(path: Path) -> dict[str, torch.Tensor]:

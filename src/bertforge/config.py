@@ -140,7 +140,8 @@ class BertConfig:
         known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         kwargs = {k: v for k, v in data.items() if k in known}
         extra = {k: v for k, v in data.items() if k not in known}
-        model_type = extra.get("model_type", "bert")
+        # to_dict always writes model_type; keeping it out of extra makes load(save(c)) == c.
+        model_type = extra.pop("model_type", "bert")
         if model_type != "bert":
             raise BertForgeError(
                 f"config model_type is {model_type!r}; bertforge loads BERT checkpoints (model_type 'bert')"
@@ -184,6 +185,8 @@ class BertConfig:
     def from_pretrained(cls, path: str | os.PathLike[str], **overrides: Any) -> BertConfig:
         """Read ``config.json`` from a checkpoint directory (or the file itself)."""
         path = Path(path)
+        if not path.exists():
+            raise BertForgeError(f"checkpoint {path} does not exist; pass a directory holding config.json and weights")
         if path.is_dir():
             path = path / CONFIG_NAME
         config = cls.from_json_file(path)
