@@ -13,22 +13,20 @@ the order ``[PAD] [UNK] [CLS] [SEP] [MASK]``. Google's released vocabularies ins
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import logging
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from tokenizers import AddedToken, Encoding, Tokenizer, decoders, normalizers, pre_tokenizers, processors
-from tokenizers import trainers as tk_trainers
 from tokenizers.models import WordPiece
 
-from bertforge.errors import BertForgeError
-from bertforge.fileio import atomic_write_json, atomic_write_text
+from .encoding import BatchEncoding, as_array
+from .errors import BertForgeError
+from .fileio import atomic_write_json, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -66,84 +64,9 @@ def load_vocab(path: str | Path) -> dict[str, int]:
         return {line.rstrip("\n"): index for index, line in enumerate(handle.readlines())}
 
 
-class BatchEncoding(dict):
-    """The tokenizer's output: a dict of model inputs with attribute access and the Rust encodings."""
-
-    def __init__(self, data: dict[str, Any], encodings: list[Encoding] | None = None) -> None:
-        super().__init__(data)
-        self._encodings = encodings
-
-    def __getattr__(self, name: str) -> Any:
-        # Only consulted when normal lookup fails, so methods and _encodings always win over keys.
-        if name.startswith("__"):
-            raise AttributeError(name)
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(f"BatchEncoding has no key or attribute {name!r}") from None
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"data": dict(self), "encodings": self._encodings}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.update(state["data"])
-        self._encodings = state["encodings"]
-
-    @property
-    def data(self) -> dict[str, Any]:
-        """The plain dict of outputs (transformers' ``BatchEncoding.data``)."""
-        return dict(self)
-
-    @property
-    def encodings(self) -> list[Encoding] | None:
-        """One ``tokenizers.Encoding`` per output row (overflow rows included)."""
-        return self._encodings
-
-    def _encoding(self, batch_index: int) -> Encoding:
-        if not self._encodings:
-            raise BertForgeError("this BatchEncoding has no encodings; it was not built by a tokenizer call")
-        if not 0 <= batch_index < len(self._encodings):
-            raise BertForgeError(f"batch_index {batch_index} out of range for {len(self._encodings)} rows")
-        return self._encodings[batch_index]
-
-    def tokens(self, batch_index: int = 0) -> list[str]:
-        """Token strings of one row, specials and padding included."""
-        return self._encoding(batch_index).tokens
-
-    def word_ids(self, batch_index: int = 0) -> list[int | None]:
-        """For each token of one row, the index of the word it came from (None for specials and padding)."""
-        return self._encoding(batch_index).word_ids
-
-    def sequence_ids(self, batch_index: int = 0) -> list[int | None]:
-        """For each token of one row, 0 or 1 for the sequence it came from (None for specials/padding)."""
-        return self._encoding(batch_index).sequence_ids
-
-    def to(self, device: Any) -> BatchEncoding:
-        """Move every tensor value to ``device`` (in place, like transformers); returns self."""
-        for key, value in self.items():
-            if hasattr(value, "to"):
-                self[key] = value.to(device)
-        return self
-
-
 def _strategy(value: Any) -> Any:
     # transformers' PaddingStrategy/TruncationStrategy are str enums hashed by name, so compare by value.
     return getattr(value, "value", value)
-
-
-def _as_array(key: str, rows: list[Any], kind: str) -> Any:
-    lengths = {len(row) for row in rows} if rows and isinstance(rows[0], list) else set()
-    if len(lengths) > 1:
-        raise BertForgeError(
-            f"return_tensors={kind!r} needs sequences of equal length, but {key} has lengths "
-            f"{min(lengths)}..{max(lengths)}; pass padding=True (or padding='max_length') to pad them"
-        )
-    array = np.asarray(rows, dtype=np.int64)
-    if kind == "np":
-        return array
-    import torch  # deferred: plain tokenisation should not pay for importing torch
-
-    return torch.from_numpy(array)
 
 
 def _clean_up_tokenization(text: str) -> str:
@@ -187,13 +110,6 @@ def _read_tokenizer_json(path: Path) -> tuple[dict[str, int], dict[str, Any]]:
             settings["strip_accents"] = item.get("strip_accents")
             settings["tokenize_chinese_chars"] = item.get("handle_chinese_chars", True)
     return model["vocab"], settings
-
-
-def _corpus_lines(paths: list[Path]) -> Iterator[str]:
-    for path in paths:
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rt", encoding="utf-8") as handle:
-            yield from handle
 
 
 class BertTokenizer:
@@ -413,7 +329,7 @@ class BertTokenizer:
         if trunc == "do_not_truncate":
             self._warn_if_too_long(data["input_ids"])
         if return_tensors is not None:
-            data = {key: _as_array(key, rows, return_tensors) for key, rows in data.items()}
+            data = {key: as_array(key, rows, return_tensors) for key, rows in data.items()}
         elif not batched and not return_overflowing_tokens:
             # transformers drops the batch dimension for a single text (but keeps scalars' list).
             data = {
@@ -688,90 +604,20 @@ class BertTokenizer:
         cls,
         files: str | Path | Iterable[str | Path],
         vocab_size: int = 30522,
-        *,
-        min_frequency: int = 2,
-        lowercase: bool = True,
-        strip_accents: bool | None = None,
-        tokenize_chinese_chars: bool = True,
-        limit_alphabet: int = 1000,
-        show_progress: bool = False,
-        save_to: str | Path | None = None,
+        **options: Any,
     ) -> BertTokenizer:
-        """Learn a WordPiece vocabulary from UTF-8 text files (``.gz`` is read compressed).
+        """Learn a WordPiece vocabulary from UTF-8 text files; see :func:`bertforge.wordpiece.train_wordpiece`
+        for the options (min_frequency, lowercase, strip_accents, tokenize_chinese_chars,
+        limit_alphabet, show_progress, save_to)."""
+        from .wordpiece import train_wordpiece_from_files
 
-        Special tokens get ids 0..4 (``[PAD] [UNK] [CLS] [SEP] [MASK]``); CJK characters are split
-        apart by the normaliser, so each becomes its own token. ``save_to`` also saves the result.
-        """
-        paths = [Path(files)] if isinstance(files, (str, Path)) else [Path(f) for f in files]
-        if not paths:
-            raise BertForgeError("no training files given; pass a text file or a list of them")
-        for path in paths:
-            if not path.is_file():
-                raise BertForgeError(f"training file {path} not found; pass existing UTF-8 text files")
-        return cls.train_from_iterator(
-            _corpus_lines(paths),
-            vocab_size,
-            min_frequency=min_frequency,
-            lowercase=lowercase,
-            strip_accents=strip_accents,
-            tokenize_chinese_chars=tokenize_chinese_chars,
-            limit_alphabet=limit_alphabet,
-            show_progress=show_progress,
-            save_to=save_to,
-        )
+        return train_wordpiece_from_files(files, vocab_size, **options)
 
     @classmethod
     def train_from_iterator(
-        cls,
-        texts: Iterable[str],
-        vocab_size: int = 30522,
-        *,
-        min_frequency: int = 2,
-        lowercase: bool = True,
-        strip_accents: bool | None = None,
-        tokenize_chinese_chars: bool = True,
-        limit_alphabet: int = 1000,
-        show_progress: bool = False,
-        save_to: str | Path | None = None,
+        cls, texts: Iterable[str], vocab_size: int = 30522, **options: Any
     ) -> BertTokenizer:
         """Like :meth:`train`, from an iterable of strings (lines or documents) instead of files."""
-        if isinstance(texts, str):
-            raise BertForgeError("texts must be an iterable of strings, not one str; wrap it in a list")
-        if not isinstance(vocab_size, int) or vocab_size <= len(TRAIN_SPECIAL_TOKENS):
-            raise BertForgeError(
-                f"vocab_size={vocab_size!r} is too small: it must exceed the {len(TRAIN_SPECIAL_TOKENS)} "
-                "special tokens (BERT uses 30522)"
-            )
-        backend = Tokenizer(WordPiece(unk_token="[UNK]", max_input_chars_per_word=100))
-        backend.normalizer = normalizers.BertNormalizer(
-            clean_text=True,
-            handle_chinese_chars=tokenize_chinese_chars,
-            strip_accents=strip_accents,
-            lowercase=lowercase,
-        )
-        backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-        trainer = tk_trainers.WordPieceTrainer(
-            vocab_size=vocab_size,
-            min_frequency=min_frequency,
-            show_progress=show_progress,
-            special_tokens=list(TRAIN_SPECIAL_TOKENS),
-            limit_alphabet=limit_alphabet,
-            continuing_subword_prefix="##",
-        )
-        backend.train_from_iterator(texts, trainer=trainer)
-        vocab = backend.get_vocab(with_added_tokens=True)
-        if len(vocab) <= len(TRAIN_SPECIAL_TOKENS):
-            raise BertForgeError(
-                "the training corpus contains no text (or only whitespace), so no vocabulary was learned; "
-                "pass non-empty UTF-8 text"
-            )
-        tokenizer = cls(
-            vocab,
-            do_lower_case=lowercase,
-            strip_accents=strip_accents,
-            tokenize_chinese_chars=tokenize_chinese_chars,
-        )
-        logger.info("trained a WordPiece vocabulary of %d tokens", len(vocab))
-        if save_to is not None:
-            tokenizer.save_pretrained(save_to)
-        return tokenizer
+        from .wordpiece import train_wordpiece
+
+        return train_wordpiece(texts, vocab_size, **options)
