@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickle
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -94,7 +95,8 @@ def _read_weights_file(path: Path) -> dict[str, torch.Tensor]:
             return load_file(str(path), device="cpu")
         # weights_only: a checkpoint is data, and must not be able to run code when loaded.
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (SafetensorError, RuntimeError, OSError, EOFError) as err:
+    except (SafetensorError, RuntimeError, OSError, EOFError, pickle.UnpicklingError, IndexError) as err:
+        # torch's weights-only unpickler reports garbage bytes as UnpicklingError or IndexError.
         raise BertForgeError(
             f"cannot read weights file {path} ({err}); the file is corrupt or not a checkpoint"
         ) from None

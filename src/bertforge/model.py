@@ -78,31 +78,18 @@ class BertSelfAttention(nn.Module):
         self.key = nn.Linear(config.hidden_size, config.hidden_size)
         self.value = nn.Linear(config.hidden_size, config.hidden_size)
         self.dropout_prob = config.attention_probs_dropout_prob
-        self._fused: tuple[tuple[int, ...], torch.Tensor, torch.Tensor] | None = None
 
     def _qkv_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Query, key and value projections stacked into one (3H, H) matrix: one matmul instead of three.
 
-        The stored format keeps the three separate (Hugging Face names). Without autograd the fused
-        copy is cached and rebuilt only when a weight changes (tracked by tensor versions and storage);
-        with autograd it is concatenated on the fly so gradients reach the three parameters.
+        The stored format keeps the three separate (Hugging Face names). The stack is rebuilt on every
+        call, never cached: an in-place edit through ``param.data`` bumps no version counter, so no
+        cache key can see it and a cached copy would silently serve stale weights. The copy is cheap
+        next to the matmul, and with autograd on, gradients flow through ``cat`` to the three parameters.
         """
-        params = (
-            self.query.weight,
-            self.key.weight,
-            self.value.weight,
-            self.query.bias,
-            self.key.bias,
-            self.value.bias,
-        )
-        if torch.is_grad_enabled():
-            self._fused = None
-            return torch.cat(params[:3]), torch.cat(params[3:])
-        stamp = tuple(p._version for p in params) + tuple(p.data_ptr() for p in params)
-        if self._fused is None or self._fused[0] != stamp:
-            with torch.no_grad():
-                self._fused = (stamp, torch.cat(params[:3]), torch.cat(params[3:]))
-        return self._fused[1], self._fused[2]
+        weight = torch.cat((self.query.weight, self.key.weight, self.value.weight))
+        bias = torch.cat((self.query.bias, self.key.bias, self.value.bias))
+        return weight, bias
 
     def forward(
         self,
