@@ -68,7 +68,8 @@ class Embedder:
             raise BertForgeError(f"batch_size ({batch_size}) must be at least 1")
         encoder = _encoder_of(model)
         limit = encoder.config.max_position_embeddings
-        max_length = max_length or min(tokenizer.model_max_length, limit)
+        if max_length is None:
+            max_length = min(tokenizer.model_max_length, limit)
         if not 2 <= max_length <= limit:
             raise BertForgeError(
                 f"max_length ({max_length}) must be between 2 and the model's {limit} positions"
@@ -81,7 +82,7 @@ class Embedder:
         if (dtype is not None and dtype != encoder.dtype) or target_device != encoder.device:
             # A private copy: the caller's model keeps its dtype and device.
             encoder = copy.deepcopy(encoder).to(device=target_device, dtype=dtype or encoder.dtype)
-        self.encoder = encoder.eval()
+        self.encoder = encoder  # put in eval mode per call only: the caller's model keeps its mode
         self.tokenizer = tokenizer
         self.pooling = pooling
         self.normalize = normalize
@@ -125,6 +126,15 @@ class Embedder:
         hidden = self.encoder.config.hidden_size
         if not batch:
             return torch.empty(0, hidden)
+        was_training = self.encoder.training
+        self.encoder.eval()
+        try:
+            out = self._embed(batch, hidden, show_progress)
+        finally:
+            self.encoder.train(was_training)
+        return out[0] if single else out
+
+    def _embed(self, batch: list[str], hidden: int, show_progress: bool) -> torch.Tensor:
         ids = self.tokenizer(batch, truncation=True, max_length=self.max_length)["input_ids"]
         lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
         order = np.argsort(-lengths, kind="stable")  # longest first: a memory error shows up at once
@@ -150,7 +160,7 @@ class Embedder:
             out[torch.from_numpy(rows)] = self._pool(states, mask_tensor).float().cpu()
         if self.normalize:
             out = F.normalize(out, p=2, dim=-1)
-        return out[0] if single else out
+        return out
 
     def _encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         # The pooler is not needed for mean/cls/max pooling, so run embeddings + encoder only.
