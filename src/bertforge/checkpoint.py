@@ -85,7 +85,9 @@ def checkpoint_keys(directory: str | os.PathLike[str]) -> list[str]:
             with safe_open(str(directory / SAFE_WEIGHTS_NAME), framework="pt") as handle:
                 return list(handle.keys())
         except (SafetensorError, OSError) as err:
-            raise BertForgeError(f"cannot read {directory / SAFE_WEIGHTS_NAME} ({err}); the file is corrupt") from None
+            raise BertForgeError(
+                f"cannot read {directory / SAFE_WEIGHTS_NAME} ({err}); the file is corrupt"
+            ) from None
     return list(read_state_dict(directory))
 
 

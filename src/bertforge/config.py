@@ -186,7 +186,9 @@ class BertConfig:
         """Read ``config.json`` from a checkpoint directory (or the file itself)."""
         path = Path(path)
         if not path.exists():
-            raise BertForgeError(f"checkpoint {path} does not exist; pass a directory holding config.json and weights")
+            raise BertForgeError(
+                f"checkpoint {path} does not exist; pass a directory holding config.json and weights"
+            )
         if path.is_dir():
             path = path / CONFIG_NAME
         config = cls.from_json_file(path)
