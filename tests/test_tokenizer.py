@@ -485,6 +485,22 @@ def test_trained_tokenizer_loads_in_transformers(trained: tuple[BertTokenizer, P
     assert tokenizer.decode(tokenizer.encode("the cat sat"), skip_special_tokens=True) == "the cat sat"
 
 
+def test_training_twice_on_the_same_corpus_gives_the_same_vocabulary(tmp_path: Path) -> None:
+    # Upstream tokenizers numbers ## pieces in hash-map order (huggingface/tokenizers#1794); the
+    # corpus needs many count ties and an alphabet cut for the old nondeterminism to show.
+    words = [f"{a}{b}{c}" for a in "bcdfgklm" for b in "aeiou" for c in "nrstxz"]
+    lines = [" ".join(words[i : i + 9]) for i in range(0, len(words), 3)] + CHINESE * 3
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    vocabularies = [
+        BertTokenizer.train(corpus, vocab_size=150, min_frequency=1, limit_alphabet=30).get_vocab()
+        for _ in range(4)
+    ]
+    assert all(vocab == vocabularies[0] for vocab in vocabularies[1:])
+    assert len(vocabularies[0]) == 150
+    assert sum(len(token) == 1 for token in vocabularies[0]) == 30  # the alphabet cut at limit_alphabet
+
+
 def test_train_from_iterator(tmp_path: Path) -> None:
     tokenizer = BertTokenizer.train_from_iterator(
         (line for line in ENGLISH * 5), vocab_size=120, lowercase=False

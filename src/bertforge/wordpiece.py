@@ -4,12 +4,20 @@ The vocabulary is learned with the Rust ``tokenizers`` trainer, behind exactly t
 pre-tokeniser that :class:`~bertforge.tokenizer.BertTokenizer` applies at encoding time, so what
 is learned is what gets used. CJK characters are split apart by the normaliser (as in Google's
 BERT), so each becomes its own token. Special tokens get ids 0..4: ``[PAD] [UNK] [CLS] [SEP] [MASK]``.
+
+Determinism (2026-11, tokenizers 0.23): the upstream trainer numbers ``##x`` continuation pieces in
+hash-map order and breaks ties in the alphabet cut by an unstable sort, so the same corpus gave a
+different vocabulary on every run (huggingface/tokenizers#1794). A first pass here counts the
+characters, picks the alphabet with a stable tie-break, and hands the trainer the alphabet and the
+``##x`` pieces up front, in a fixed order; the same corpus and options now give the same vocab.txt.
 """
 
 from __future__ import annotations
 
 import gzip
 import logging
+import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -30,19 +38,62 @@ def corpus_lines(paths: list[Path]) -> Iterator[str]:
             yield from handle
 
 
+def _alphabet(texts: Iterable[str], normalizer: normalizers.Normalizer, limit: int) -> list[str]:
+    """The ``limit`` most frequent non-space characters after normalisation; ties broken by code point."""
+    counts: Counter[str] = Counter()
+    for text in texts:
+        counts.update(normalizer.normalize_str(text))
+    ranked = sorted((c for c in counts if not c.isspace()), key=lambda c: (-counts[c], c))
+    return sorted(ranked[:limit])
+
+
+def _stands_alone(char: str, split_cjk: bool) -> bool:
+    """True for characters BERT always makes a word of their own: punctuation, and CJK when split."""
+    code = ord(char)
+    if 33 <= code <= 47 or 58 <= code <= 64 or 91 <= code <= 96 or 123 <= code <= 126:
+        return True  # BERT counts all non-alphanumeric ASCII as punctuation
+    if unicodedata.category(char).startswith("P"):
+        return True
+    return split_cjk and _is_cjk(code)
+
+
+def _is_cjk(code: int) -> bool:
+    # The CJK Unified Ideograph blocks BERT's basic tokenizer splits (not Hangul or kana).
+    return (
+        0x4E00 <= code <= 0x9FFF
+        or 0x3400 <= code <= 0x4DBF
+        or 0x20000 <= code <= 0x2A6DF
+        or 0x2A700 <= code <= 0x2B73F
+        or 0x2B740 <= code <= 0x2B81F
+        or 0x2B820 <= code <= 0x2CEAF
+        or 0xF900 <= code <= 0xFAFF
+        or 0x2F800 <= code <= 0x2FA1F
+    )
+
+
+class _Reiterable:
+    """The lines of some files, readable more than once without holding them in memory."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self.paths = paths
+
+    def __iter__(self) -> Iterator[str]:
+        return corpus_lines(self.paths)
+
+
 def train_wordpiece_from_files(
     files: str | Path | Iterable[str | Path],
     vocab_size: int = 30522,
     **options: object,
 ) -> BertTokenizer:
-    """:func:`train_wordpiece` over the lines of ``files`` (checked to exist first)."""
+    """:func:`train_wordpiece` over the lines of ``files`` (checked to exist first; read twice)."""
     paths = [Path(files)] if isinstance(files, (str, Path)) else [Path(f) for f in files]
     if not paths:
         raise BertForgeError("no training files given; pass a text file or a list of them")
     for path in paths:
         if not path.is_file():
             raise BertForgeError(f"training file {path} not found; pass existing UTF-8 text files")
-    return train_wordpiece(corpus_lines(paths), vocab_size, **options)  # type: ignore[arg-type]
+    return train_wordpiece(_Reiterable(paths), vocab_size, **options)  # type: ignore[arg-type]
 
 
 def train_wordpiece(
@@ -79,12 +130,19 @@ def train_wordpiece(
         lowercase=lowercase,
     )
     backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    if not isinstance(texts, (list, tuple, _Reiterable)):
+        texts = list(texts)  # read twice: once to count characters, once to train
+    alphabet = _alphabet(texts, backend.normalizer, limit_alphabet)
+    continuations = [f"##{c}" for c in alphabet if not _stands_alone(c, tokenize_chinese_chars)]
     trainer = trainers.WordPieceTrainer(
         vocab_size=vocab_size,
         min_frequency=min_frequency,
         show_progress=show_progress,
-        special_tokens=list(TRAIN_SPECIAL_TOKENS),
-        limit_alphabet=limit_alphabet,
+        # The ## pieces ride along as "special" tokens only to fix their ids; the tokenizer built
+        # below treats them as ordinary vocabulary.
+        special_tokens=[*TRAIN_SPECIAL_TOKENS, *continuations],
+        initial_alphabet=alphabet,
+        limit_alphabet=len(alphabet),
         continuing_subword_prefix="##",
     )
     backend.train_from_iterator(texts, trainer=trainer)
