@@ -247,6 +247,28 @@ def test_base_checkpoint_into_sequence_classifier_initialises_and_logs_classifie
     assert torch.equal(model.bert.pooler.dense.weight, base.pooler.dense.weight)
 
 
+def test_every_weight_is_loaded_or_initialised_never_left_as_allocated_memory(tmp_path):
+    # from_pretrained builds on the meta device and allocates uninitialised memory; a pooler-less
+    # MLM checkpoint under a classifier leaves the pooler and classifier to BERT's initialisation.
+    torch.manual_seed(0)
+    BertForMaskedLM(tiny_config()).save_pretrained(tmp_path)
+    model = BertForSequenceClassification.from_pretrained(tmp_path, num_labels=4)
+    for name, param in model.named_parameters():
+        assert param.device.type == "cpu", name
+        assert bool(torch.isfinite(param).all()), name
+    assert bool((model.bert.pooler.dense.bias == 0).all())
+    assert 0.01 < model.bert.pooler.dense.weight.std().item() < 0.03
+    assert 0.01 < model.classifier.weight.std().item() < 0.03
+
+
+def test_a_model_built_from_a_config_is_materialised_and_initialised():
+    model = BertForPreTraining(tiny_config())
+    assert all(p.device.type == "cpu" and bool(torch.isfinite(p).all()) for p in model.parameters())
+    assert model.cls.predictions.decoder.weight is model.bert.embeddings.word_embeddings.weight
+    assert model.cls.predictions.decoder.bias is model.cls.predictions.bias
+    assert bool((model.cls.predictions.bias == 0).all())
+
+
 def test_missing_encoder_weight_is_an_error_naming_the_tensor(tmp_path):
     state = hf_state(BertModel(tiny_config()))
     del state["encoder.layer.1.attention.self.value.weight"]

@@ -63,7 +63,10 @@ def random_model(tokenizer) -> BertForMaskedLM:
     torch.manual_seed(1)
     model = BertForMaskedLM(tiny_config(tokenizer)).eval()
     with torch.no_grad():
-        model.cls.predictions.bias.normal_(0.0, 1.0)  # spread the scores so the ranking is unambiguous
+        # Large (tied) word embeddings spread the scores so the ranking is unambiguous and depends
+        # on the context, not on the bias alone: each [MASK] position then ranks tokens differently.
+        model.bert.embeddings.word_embeddings.weight.normal_(0.0, 1.0)
+        model.cls.predictions.bias.normal_(0.0, 0.1)
     return model
 
 

@@ -29,7 +29,7 @@ from safetensors.torch import load_file, save_file
 from .config import BertConfig
 from .errors import BertForgeError
 from .fileio import atomic_path
-from .model import BertPreTrainedModel
+from .model import BertPreTrainedModel, deferred_init
 
 logger = logging.getLogger(__name__)
 
@@ -156,8 +156,11 @@ def load_pretrained(
         config = BertConfig.from_pretrained(path, **config_overrides)
     elif config_overrides:
         config = config.replace(**config_overrides)
-    model = cls(config)
     state = read_state_dict(path)
+    with deferred_init():
+        model = cls(config)  # on the meta device: no memory, no initialisation thrown away
+    model.to_empty(device="cpu")
+    model.tie_weights()
     prefix = "" if model.base_model_prefix == "" else "bert"
     load_state_dict_into(
         model, normalize_state_dict(state, prefix), ignore_mismatched_sizes, source=str(path)
@@ -214,8 +217,13 @@ def load_state_dict_into(
         )
     unexpected = [k for k in state if k not in expected]
     loadable = {k: v for k, v in state.items() if k in expected}
+    # Initialise the modules that own absent weights first; loading then overwrites whatever the
+    # checkpoint does have, so a module with one weight on disk and one missing ends up right.
+    for module_name in dict.fromkeys(key.rpartition(".")[0] for key in missing):
+        model._init_module(model.get_submodule(module_name))
     with torch.no_grad():
         model.load_state_dict(loadable, strict=False)
+    model.tie_weights()
     if missing:
         logger.warning(
             "%s: newly initialised weights (train them before use): %s", source, ", ".join(missing)

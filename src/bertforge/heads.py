@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import BertConfig
-from .model import BertModel, BertPreTrainedModel, activation
+from .model import BertModel, BertPreTrainedModel, activation, deferred_init
 from .outputs import (
     BertForPreTrainingOutput,
     MaskedLMOutput,
@@ -103,8 +103,10 @@ class _TiedDecoderMixin:
         return self.cls.predictions  # type: ignore[attr-defined, no-any-return]
 
     def tie_weights(self) -> None:
+        head = self._lm_head()
+        head.decoder.bias = head.bias
         if self.config.tie_word_embeddings:
-            self._lm_head().decoder.weight = self.bert.embeddings.word_embeddings.weight
+            head.decoder.weight = self.bert.embeddings.word_embeddings.weight
 
     def get_output_embeddings(self) -> nn.Linear:
         return self._lm_head().decoder
@@ -126,9 +128,10 @@ class BertForPreTraining(_TiedDecoderMixin, BertPreTrainedModel):
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
         self.config = config
-        self.bert = BertModel(config)
-        self.cls = BertPreTrainingHeads(config)
-        self.init_weights()
+        with deferred_init():
+            self.bert = BertModel(config)
+            self.cls = BertPreTrainingHeads(config)
+        self.post_init()
 
     def forward(
         self,
@@ -166,9 +169,10 @@ class BertForMaskedLM(_TiedDecoderMixin, BertPreTrainedModel):
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
         self.config = config
-        self.bert = BertModel(config, add_pooling_layer=False)
-        self.cls = BertOnlyMLMHead(config)
-        self.init_weights()
+        with deferred_init():
+            self.bert = BertModel(config, add_pooling_layer=False)
+            self.cls = BertOnlyMLMHead(config)
+        self.post_init()
 
     def forward(
         self,
@@ -194,9 +198,10 @@ class BertForNextSentencePrediction(BertPreTrainedModel):
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
         self.config = config
-        self.bert = BertModel(config)
-        self.cls = BertOnlyNSPHead(config)
-        self.init_weights()
+        with deferred_init():
+            self.bert = BertModel(config)
+            self.cls = BertOnlyNSPHead(config)
+        self.post_init()
 
     def forward(
         self,
@@ -225,10 +230,11 @@ class BertForSequenceClassification(BertPreTrainedModel):
         super().__init__()
         self.config = config
         self.num_labels = config.num_labels
-        self.bert = BertModel(config)
-        self.dropout = nn.Dropout(_classifier_dropout(config))
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
-        self.init_weights()
+        with deferred_init():
+            self.bert = BertModel(config)
+            self.dropout = nn.Dropout(_classifier_dropout(config))
+            self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
 
     def forward(
         self,
@@ -276,10 +282,11 @@ class BertForTokenClassification(BertPreTrainedModel):
         super().__init__()
         self.config = config
         self.num_labels = config.num_labels
-        self.bert = BertModel(config, add_pooling_layer=False)
-        self.dropout = nn.Dropout(_classifier_dropout(config))
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
-        self.init_weights()
+        with deferred_init():
+            self.bert = BertModel(config, add_pooling_layer=False)
+            self.dropout = nn.Dropout(_classifier_dropout(config))
+            self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
 
     def forward(
         self,
@@ -310,9 +317,10 @@ class BertForQuestionAnswering(BertPreTrainedModel):
         super().__init__()
         self.config = config
         self.num_labels = config.num_labels
-        self.bert = BertModel(config, add_pooling_layer=False)
-        self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
-        self.init_weights()
+        with deferred_init():
+            self.bert = BertModel(config, add_pooling_layer=False)
+            self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
 
     def forward(
         self,
@@ -351,10 +359,11 @@ class BertForMultipleChoice(BertPreTrainedModel):
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
         self.config = config
-        self.bert = BertModel(config)
-        self.dropout = nn.Dropout(_classifier_dropout(config))
-        self.classifier = nn.Linear(config.hidden_size, 1)
-        self.init_weights()
+        with deferred_init():
+            self.bert = BertModel(config)
+            self.dropout = nn.Dropout(_classifier_dropout(config))
+            self.classifier = nn.Linear(config.hidden_size, 1)
+        self.post_init()
 
     def forward(
         self,

@@ -9,8 +9,10 @@ Shapes in comments: B batch, T sequence length, H hidden size, N heads, D = H / 
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 
 import torch
 import torch.nn.functional as F
@@ -249,12 +251,45 @@ def key_padding_mask(attention_mask: torch.Tensor | None) -> torch.Tensor | None
     return mask[:, None, None, :]
 
 
+# True while a model is being built inside an enclosing model or for from_pretrained: sub-modules are
+# then created on the meta device and the outermost caller materialises and initialises them once.
+_DEFERRED: ContextVar[bool] = ContextVar("bertforge_deferred_init", default=False)
+
+
+@contextlib.contextmanager
+def deferred_init() -> Iterator[None]:
+    """Create modules on the meta device and skip their initialisation.
+
+    2026-11: building bert-large the plain way spent 3 s in PyTorch's default initialisers and
+    3 s initialising BERT's weights twice (encoder, then head model), all of it thrown away by
+    from_pretrained. Under this context a model costs no memory and no initialisation until the
+    outermost caller materialises it (:meth:`BertPreTrainedModel.post_init`, or the loader).
+    """
+    token = _DEFERRED.set(True)
+    try:
+        with torch.device("meta"):
+            yield
+    finally:
+        _DEFERRED.reset(token)
+
+
 class BertPreTrainedModel(nn.Module):
-    """Shared by BertModel and every head: BERT's weight initialisation and checkpoint I/O."""
+    """Shared by BertModel and every head: BERT's weight initialisation and checkpoint I/O.
+
+    Subclasses create their sub-modules inside ``with deferred_init():`` and end ``__init__`` with
+    ``self.post_init()``, which (for the outermost model only) allocates the weights and applies
+    BERT's initialisation exactly once.
+    """
 
     config: BertConfig
     # Prefix of the encoder inside a head model ("bert"), or "" for BertModel itself.
     base_model_prefix = "bert"
+
+    def post_init(self) -> None:
+        if _DEFERRED.get():
+            return  # an enclosing model, or the checkpoint loader, fills the weights
+        self.to_empty(device=torch.get_default_device())
+        self.init_weights()
 
     def init_weights(self) -> None:
         self.apply(self._init_module)
@@ -279,7 +314,7 @@ class BertPreTrainedModel(nn.Module):
             module.reset_extra_parameters()
 
     def tie_weights(self) -> None:
-        """Heads with a vocabulary decoder override this to share the word-embedding matrix."""
+        """Re-establish shared parameters (the MLM decoder and the word embeddings); heads override."""
 
     def num_parameters(self, trainable_only: bool = False) -> int:
         """Distinct parameters (a tied matrix counts once)."""
@@ -317,10 +352,11 @@ class BertModel(BertPreTrainedModel):
     def __init__(self, config: BertConfig, add_pooling_layer: bool = True) -> None:
         super().__init__()
         self.config = config
-        self.embeddings = BertEmbeddings(config)
-        self.encoder = BertEncoder(config)
-        self.pooler = BertPooler(config) if add_pooling_layer else None
-        self.init_weights()
+        with deferred_init():
+            self.embeddings = BertEmbeddings(config)
+            self.encoder = BertEncoder(config)
+            self.pooler = BertPooler(config) if add_pooling_layer else None
+        self.post_init()
 
     def forward(
         self,
