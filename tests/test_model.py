@@ -1,4 +1,4 @@
-"""BertModel: shapes, attention masks, padding invariance, dropout, the fused-QKV cache, gradients,
+"""BertModel: shapes, attention masks, padding invariance, dropout, weight edits, gradients,
 initialisation, bf16, and parity with transformers on the real all-MiniLM-L6-v2 checkpoint."""
 
 from __future__ import annotations
@@ -219,7 +219,7 @@ def test_train_mode_without_dropout_equals_eval_mode(batch, output_attentions):
     assert_close(trained, evaluated)
 
 
-# ------------------------------------------------------------ fused QKV projection after weight edits
+# ------------------------------------------- in-place weight edits are seen (nothing is cached)
 def fresh_reference(model: BertModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """The same weights in a newly built model: nothing cached anywhere."""
     other = BertModel(model.config).eval()
