@@ -1,0 +1,46 @@
+"""Atomic writes: the target is either the old file or the complete new one, never a torn file."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from bertforge.fileio import atomic_open, atomic_path, atomic_write_json, atomic_write_text
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_written_file_has_the_permissions_of_any_new_file(tmp_path):
+    target = tmp_path / "config.json"
+    atomic_write_json(target, {"a": 1})
+    assert target.stat().st_mode & 0o777 == 0o666 & ~current_umask()
+    assert target.read_text(encoding="utf-8") == '{\n  "a": 1\n}\n'
+
+
+def test_failure_inside_the_block_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+    target = tmp_path / "vocab.txt"
+    atomic_write_text(target, "old\n")
+    with pytest.raises(RuntimeError), atomic_open(target, "w") as handle:
+        handle.write("half of the new cont")
+        raise RuntimeError("disk full")
+    assert target.read_text(encoding="utf-8") == "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["vocab.txt"]
+
+
+def test_atomic_path_renames_only_on_success_and_creates_parent_directories(tmp_path):
+    target = tmp_path / "deep" / "er" / "weights.bin"
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(b"\x00\x01")
+        assert not target.exists()
+    assert target.read_bytes() == b"\x00\x01"
+    assert [p.name for p in target.parent.iterdir()] == ["weights.bin"]
+
+
+def test_only_write_modes_are_accepted(tmp_path):
+    with pytest.raises(ValueError, match="'a'"), atomic_open(tmp_path / "x", "a"):
+        pass
