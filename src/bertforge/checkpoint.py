@@ -20,7 +20,7 @@ import logging
 import os
 import pickle
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -29,7 +29,7 @@ from safetensors.torch import load_file, save_file
 from .config import BertConfig
 from .errors import BertForgeError
 from .fileio import atomic_path
-from .model import BertPreTrainedModel, deferred_init
+from .model import BertPreTrainedModel, ModelT, deferred_init
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +45,6 @@ _STRAY_SUFFIXES = ("embeddings.position_ids", "embeddings.token_type_ids")
 _DECODER_WEIGHT = "cls.predictions.decoder.weight"
 _DECODER_BIAS = "cls.predictions.decoder.bias"
 _LM_BIAS = "cls.predictions.bias"
-
-ModelT = TypeVar("ModelT", bound=BertPreTrainedModel)
 
 
 # ---------------------------------------------------------------------------------------- reading

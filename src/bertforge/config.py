@@ -157,7 +157,7 @@ class BertConfig:
         for f in dataclasses.fields(self):
             if f.name != "extra":
                 data[f.name] = getattr(self, f.name)
-        data["id2label"] = {str(k): v for k, v in self.id2label.items()}
+        data["id2label"] = {str(k): v for k, v in (self.id2label or {}).items()}
         data["model_type"] = "bert"
         return data
 

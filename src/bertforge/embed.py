@@ -119,7 +119,7 @@ class Embedder:
     def __call__(self, texts: str | Sequence[str], show_progress: bool = False) -> torch.Tensor:
         """Embed ``texts``; returns float32 (N, hidden) in input order, or (hidden,) for one str."""
         single = isinstance(texts, str)
-        batch = [texts] if single else list(texts)
+        batch: list[str] = [texts] if isinstance(texts, str) else list(texts)
         for i, text in enumerate(batch):
             if not isinstance(text, str):
                 raise BertForgeError(f"texts[{i}] is a {type(text).__name__}; every text must be a str")

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -202,8 +205,8 @@ class BertEncoder(nn.Module):
         output_hidden_states: bool = False,
         output_attentions: bool = False,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None, tuple[torch.Tensor, ...] | None]:
-        all_hidden = [hidden_states] if output_hidden_states else None
-        all_attentions = [] if output_attentions else None
+        all_hidden: list[torch.Tensor] | None = [hidden_states] if output_hidden_states else None
+        all_attentions: list[torch.Tensor] | None = [] if output_attentions else None
         for layer in self.layer:
             hidden_states, probs = layer(hidden_states, attention_mask, output_attentions)
             if all_hidden is not None:
@@ -267,6 +270,9 @@ def deferred_init() -> Iterator[None]:
         _DEFERRED.reset(token)
 
 
+ModelT = TypeVar("ModelT", bound="BertPreTrainedModel")
+
+
 class BertPreTrainedModel(nn.Module):
     """Shared by BertModel and every head: BERT's weight initialisation and checkpoint I/O.
 
@@ -304,8 +310,8 @@ class BertPreTrainedModel(nn.Module):
         elif isinstance(module, nn.LayerNorm):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
-        elif hasattr(module, "reset_extra_parameters"):
-            module.reset_extra_parameters()
+        elif callable(reset := getattr(module, "reset_extra_parameters", None)):
+            reset()
 
     def tie_weights(self) -> None:
         """Re-establish shared parameters (the MLM decoder and the word embeddings); heads override."""
@@ -325,17 +331,25 @@ class BertPreTrainedModel(nn.Module):
 
     # Checkpoint I/O lives in checkpoint.py; these are thin, discoverable entry points.
     @classmethod
-    def from_pretrained(cls, path, config: BertConfig | None = None, **kwargs):  # type: ignore[no-untyped-def]
-        """Load a Hugging Face-layout checkpoint directory. See :func:`bertforge.checkpoint.load_pretrained`."""
+    def from_pretrained(
+        cls: type[ModelT],
+        path: str | os.PathLike[str],
+        config: BertConfig | None = None,
+        **kwargs: Any,
+    ) -> ModelT:
+        """Load a Hugging Face-layout checkpoint directory; see :func:`bertforge.checkpoint.load_pretrained`
+        for the options (dtype, device, ignore_mismatched_sizes, config overrides such as num_labels)."""
         from .checkpoint import load_pretrained
 
         return load_pretrained(cls, path, config=config, **kwargs)
 
-    def save_pretrained(self, directory, **kwargs):  # type: ignore[no-untyped-def]
-        """Write ``config.json`` + ``model.safetensors``. See :func:`bertforge.checkpoint.save_pretrained`."""
+    def save_pretrained(
+        self, directory: str | os.PathLike[str], *, safe_serialization: bool = True
+    ) -> list[Path]:
+        """Write ``config.json`` + ``model.safetensors`` (or ``pytorch_model.bin``) into ``directory``."""
         from .checkpoint import save_pretrained
 
-        return save_pretrained(self, directory, **kwargs)
+        return save_pretrained(self, directory, safe_serialization=safe_serialization)
 
 
 class BertModel(BertPreTrainedModel):

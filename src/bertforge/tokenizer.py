@@ -421,7 +421,7 @@ class BertTokenizer:
                 )
         with self._lock:
             try:
-                if trunc != "do_not_truncate":
+                if trunc != "do_not_truncate" and max_length is not None:
                     self._backend.enable_truncation(
                         max_length, stride=stride, strategy=trunc, direction="right"
                     )
