@@ -555,3 +555,57 @@ def test_train_bad_input(tmp_path: Path) -> None:
         BertTokenizer.train(empty, vocab_size=100)
     with pytest.raises(BertForgeError, match="vocab_size=5 is too small"):
         BertTokenizer.train_from_iterator(["some text"], vocab_size=5)
+
+
+def test_a_batch_of_pair_tuples_equals_transformers(
+    ours: BertTokenizer, hf: transformers.BertTokenizer
+) -> None:
+    pairs = [("what is it?", "it is a cat"), ("who", "nobody at all"), ("北京在哪里", "中国")]
+    for kwargs in (
+        {},
+        {"padding": True},
+        {"truncation": "only_second", "max_length": 9, "padding": "max_length"},
+    ):
+        mine, reference = ours(pairs, **kwargs), hf(pairs, **kwargs)
+        for key in ("input_ids", "token_type_ids", "attention_mask"):
+            assert mine[key] == reference[key], (kwargs, key)
+    assert ours(pairs)["input_ids"] == ours([p[0] for p in pairs], [p[1] for p in pairs])["input_ids"]
+
+
+WORDS = [
+    ["EU", "rejects", "German", "call", "to", "boycott", "British", "lamb", "."],
+    ["Peter", "Blackburn"],
+    ["北京", "是", "中国", "的", "首都"],
+    ["don't", "re-use", "U.S.", "naïve", "café", "🙂"],
+]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"padding": True},
+        {"truncation": True, "max_length": 8},
+        {"padding": "max_length", "max_length": 20},
+    ],
+)
+def test_pre_split_words_equal_transformers_with_word_ids(
+    ours: BertTokenizer, hf: transformers.BertTokenizer, kwargs: dict
+) -> None:
+    mine = ours(WORDS, is_split_into_words=True, return_offsets_mapping=True, **kwargs)
+    reference = hf(WORDS, is_split_into_words=True, return_offsets_mapping=True, **kwargs)
+    for key in ("input_ids", "token_type_ids", "attention_mask", "offset_mapping"):
+        assert [list(map(tuple, r)) if key == "offset_mapping" else r for r in mine[key]] == [
+            list(map(tuple, r)) if key == "offset_mapping" else r for r in reference[key]
+        ], key
+    for i in range(len(WORDS)):
+        assert mine.word_ids(i) == reference.word_ids(i)
+    single = ours(WORDS[0], is_split_into_words=True, **kwargs)
+    assert single["input_ids"] == hf(WORDS[0], is_split_into_words=True, **kwargs)["input_ids"]
+    pairs = ours(WORDS[:2], WORDS[2:], is_split_into_words=True, **kwargs)
+    assert pairs["input_ids"] == hf(WORDS[:2], WORDS[2:], is_split_into_words=True, **kwargs)["input_ids"]
+
+
+def test_pre_split_input_must_be_lists_of_words(ours: BertTokenizer) -> None:
+    with pytest.raises(BertForgeError, match="list of str words"):
+        ours([["fine"], "not a list"], is_split_into_words=True)

@@ -69,6 +69,10 @@ def _strategy(value: Any) -> Any:
     return getattr(value, "value", value)
 
 
+def _is_pair(item: Any) -> bool:
+    return isinstance(item, (list, tuple)) and len(item) == 2 and all(isinstance(x, str) for x in item)
+
+
 def _clean_up_tokenization(text: str) -> str:
     """transformers' clean_up_tokenization: re-attach punctuation and English contractions."""
     for dirty, clean in ((" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't")):
@@ -289,22 +293,38 @@ class BertTokenizer:
         return_special_tokens_mask: bool = False,
         return_offsets_mapping: bool = False,
         return_length: bool = False,
+        is_split_into_words: bool = False,
     ) -> BatchEncoding:
         """Tokenise one text (flat lists out) or a list of texts (lists of lists), optionally paired.
+
+        With ``is_split_into_words=True`` a text is a list of words (a batch is a list of such lists),
+        as in token tagging: each word is still split into WordPiece tokens, and ``word_ids`` map every
+        token back to its word.
 
         ``padding``/``truncation``/``max_length`` mean what they mean in transformers: ``max_length``
         alone turns on ``longest_first`` truncation, and truncation without ``max_length`` uses
         ``model_max_length``. ``return_tensors`` is None, ``"pt"`` or ``"np"``.
         """
-        batched = isinstance(text, (list, tuple))
-        inputs = self._inputs(text, text_pair, batched)
+        if is_split_into_words:
+            batched = isinstance(text, (list, tuple)) and bool(text) and isinstance(text[0], (list, tuple))
+            inputs = self._word_inputs(text, text_pair, batched)
+        else:
+            batched = isinstance(text, (list, tuple))
+            inputs = self._inputs(text, text_pair, batched)
         if return_tensors not in (None, "pt", "np"):
             raise BertForgeError(
                 f"return_tensors={return_tensors!r} is not supported; use None, 'pt' or 'np'"
             )
         pad, trunc, max_length = self._strategies(padding, truncation, max_length)
         encodings = self._encode(
-            inputs, add_special_tokens, pad, trunc, max_length, stride, pad_to_multiple_of
+            inputs,
+            add_special_tokens,
+            pad,
+            trunc,
+            max_length,
+            stride,
+            pad_to_multiple_of,
+            is_split_into_words,
         )
         if return_overflowing_tokens:
             sample_of = [i for i, e in enumerate(encodings) for _ in range(1 + len(e.overflowing))]
@@ -347,9 +367,15 @@ class BertTokenizer:
                 )
             # transformers treats an empty text_pair as no pair at all; so do we, for equal ids.
             return [(text, text_pair)] if text_pair else [text]
+        if text_pair is None and text and all(_is_pair(t) for t in text):
+            # A batch of (text, text_pair) tuples, as transformers accepts it.
+            text, text_pair = [t[0] for t in text], [t[1] for t in text]
         bad = next((i for i, t in enumerate(text) if not isinstance(t, str)), None)
         if bad is not None:
-            raise BertForgeError(f"text[{bad}] is a {type(text[bad]).__name__}; every text must be a str")
+            raise BertForgeError(
+                f"text[{bad}] is a {type(text[bad]).__name__}; every text must be a str "
+                "(or every item a (text, text_pair) tuple)"
+            )
         if text_pair is None:
             return list(text)
         if not isinstance(text_pair, (list, tuple)) or len(text_pair) != len(text):
@@ -366,6 +392,25 @@ class BertTokenizer:
         if bad is not None:
             raise BertForgeError(f"text_pair[{bad}] is a {type(text_pair[bad]).__name__}; pairs must be str")
         return list(zip(text, text_pair, strict=True))
+
+    def _word_inputs(self, text: Any, text_pair: Any, batched: bool) -> list[Any]:
+        """Pre-split input: a list of words per text (and per pair text)."""
+        texts = list(text) if batched else [text]
+        pairs = None if text_pair is None else (list(text_pair) if batched else [text_pair])
+        for name, rows in (("text", texts), ("text_pair", pairs or [])):
+            for i, words in enumerate(rows):
+                if not isinstance(words, (list, tuple)) or not all(isinstance(w, str) for w in words):
+                    raise BertForgeError(
+                        f"with is_split_into_words=True, {name}[{i}] must be a list of str words "
+                        f"(got {type(words).__name__}); pass e.g. ['John', 'lives', 'in', 'Paris']"
+                    )
+        if pairs is None:
+            return [list(words) for words in texts]
+        if len(pairs) != len(texts):
+            raise BertForgeError(
+                f"text has {len(texts)} items but text_pair has {len(pairs)}; pass one per text"
+            )
+        return [(list(a), list(b)) for a, b in zip(texts, pairs, strict=True)]
 
     def _strategies(
         self, padding: Any, truncation: Any, max_length: int | None
@@ -409,6 +454,7 @@ class BertTokenizer:
         max_length: int | None = None,
         stride: int = 0,
         pad_to_multiple_of: int | None = None,
+        is_pretokenized: bool = False,
     ) -> list[Encoding]:
         """Run the Rust batch encoder with this call's truncation/padding, then reset the backend."""
         if trunc != "do_not_truncate" and stride and max_length is not None:
@@ -434,7 +480,9 @@ class BertTokenizer:
                         length=max_length if pad == "max_length" else None,
                         pad_to_multiple_of=pad_to_multiple_of,
                     )
-                return self._backend.encode_batch(inputs, add_special_tokens=add_special_tokens)
+                return self._backend.encode_batch(
+                    inputs, is_pretokenized=is_pretokenized, add_special_tokens=add_special_tokens
+                )
             except BaseException as exc:
                 # tokenizers reports impossible truncations as bare Exceptions, and a too-large stride as
                 # a Rust panic (a BaseException); both are user mistakes, so say which knob to turn.
