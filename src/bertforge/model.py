@@ -120,17 +120,24 @@ class BertSelfAttention(nn.Module):
         return context, probs
 
 
-class BertSelfOutput(nn.Module):
-    """Projection after attention, dropout, residual, LayerNorm (post-LN)."""
+class _ProjectAddNorm(nn.Module):
+    """dense -> dropout -> + residual -> LayerNorm: how both sub-blocks of a BERT layer end (post-LN)."""
 
-    def __init__(self, config: BertConfig) -> None:
+    def __init__(self, config: BertConfig, in_features: int) -> None:
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dense = nn.Linear(in_features, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(self, hidden_states: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
         return self.LayerNorm(self.dropout(self.dense(hidden_states)) + residual)
+
+
+class BertSelfOutput(_ProjectAddNorm):
+    """Projection after attention, H -> H, with dropout, residual and LayerNorm."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__(config, config.hidden_size)
 
 
 class BertAttention(nn.Module):
@@ -161,17 +168,11 @@ class BertIntermediate(nn.Module):
         return self.act(self.dense(hidden_states))
 
 
-class BertOutput(nn.Module):
-    """Second feed-forward layer back to H, dropout, residual, LayerNorm."""
+class BertOutput(_ProjectAddNorm):
+    """Second feed-forward layer, intermediate_size -> H, with dropout, residual and LayerNorm."""
 
     def __init__(self, config: BertConfig) -> None:
-        super().__init__()
-        self.dense = nn.Linear(config.intermediate_size, config.hidden_size)
-        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
-
-    def forward(self, hidden_states: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        return self.LayerNorm(self.dropout(self.dense(hidden_states)) + residual)
+        super().__init__(config, config.intermediate_size)
 
 
 class BertLayer(nn.Module):
