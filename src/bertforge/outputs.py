@@ -49,6 +49,20 @@ class BertForPreTrainingOutput(ModelOutput):
 
 
 @dataclass
+class PreTrainingLossOutput(ModelOutput):
+    """What a pretraining step needs: the loss to back-propagate, its parts, and the counts for
+    accuracy (0-dim int64 tensors, summed across batches by the trainer before dividing)."""
+
+    loss: torch.Tensor
+    mlm_loss: torch.Tensor
+    mlm_correct: torch.Tensor
+    mlm_count: torch.Tensor
+    nsp_loss: torch.Tensor | None = None
+    nsp_correct: torch.Tensor | None = None
+    nsp_count: torch.Tensor | None = None
+
+
+@dataclass
 class MaskedLMOutput(ModelOutput):
     loss: torch.Tensor | None = None
     logits: torch.Tensor | None = None
