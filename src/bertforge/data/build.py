@@ -7,7 +7,7 @@ The pipeline streams, so memory is bounded by one shard, whatever the corpus siz
       -> worker processes: split sentences, encode_batch,      ids, whole-word flags,
          whole-word flags (## pieces; jieba for Chinese)       sentence lengths
       -> parent, in chunk order: eval/train draw per document, shard writers flush every
-         ``shard_tokens`` tokens; manifest.json last.
+         ``shard_tokens`` tokens; a copy of the tokenizer in ``tokenizer/``; manifest.json last.
 
 Determinism: chunks are cut by the parent and results are consumed in submission order, so the
 arrays are byte-identical for any ``workers``. The eval draw is a hash of (seed, document index).
@@ -370,6 +370,8 @@ def build_dataset(
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "build": {"workers": workers, "elapsed_s": round(summary.elapsed_s, 3)},
         }
+        # A copy of the vocabulary travels with the data, so training needs only the dataset path.
+        tokenizer.save_pretrained(staging / "tokenizer")
         atomic_write_json(staging / MANIFEST, manifest)
         _swap_into_place(staging, out)
     except BaseException:
