@@ -1,0 +1,105 @@
+"""Data-parallel training with torch.distributed: one process per device, launched by ``torchrun``.
+
+``torchrun --nproc-per-node N -m bertforge.cli pretrain ...`` sets RANK / WORLD_SIZE / LOCAL_RANK;
+:func:`setup` reads them and joins the process group (NCCL on GPUs, gloo on CPU). Without them
+everything here degrades to a single process and no collective is ever called.
+
+The equivalence the trainer keeps: micro-batch ``i`` of a global step goes to rank ``i``, and DDP
+averages gradients across ranks, so N processes with ``grad_accum=a`` compute the same update as
+one process with ``grad_accum=N*a`` (each loss is a per-micro-batch mean).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from ..errors import BertForgeError
+
+
+@dataclass
+class DistEnv:
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+    owns_group: bool = False  # True when setup() created the process group (so cleanup ends it)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def pick_device(preference: str, local_rank: int = 0) -> torch.device:
+    if preference == "cuda" and not torch.cuda.is_available():
+        raise BertForgeError("train.device is 'cuda' but no CUDA GPU is visible; use --train.device cpu")
+    if preference == "cuda" or (preference == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda", local_rank)
+    return torch.device("cpu")
+
+
+def setup(device_preference: str = "auto") -> DistEnv:
+    """Join the process group when launched by torchrun (or with RANK/WORLD_SIZE set)."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", str(rank)))
+    device = pick_device(device_preference, local_rank)
+    if world_size == 1:
+        return DistEnv(0, 1, 0, device)
+    owns = False
+    if not dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend, timeout=datetime.timedelta(minutes=30))
+        owns = True
+    return DistEnv(dist.get_rank(), dist.get_world_size(), local_rank, device, owns)
+
+
+def cleanup(env: DistEnv) -> None:
+    if env.owns_group and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def wrap(module: nn.Module, env: DistEnv) -> nn.Module:
+    """DDP-wrap ``module`` when running distributed; the module itself otherwise."""
+    if not env.distributed:
+        return module
+    from torch.nn.parallel import DistributedDataParallel
+
+    device_ids = [env.device.index] if env.device.type == "cuda" else None
+    return DistributedDataParallel(module, device_ids=device_ids)
+
+
+def no_sync(module: nn.Module, sync: bool) -> contextlib.AbstractContextManager[None]:
+    """Skip DDP's gradient all-reduce on all but the last micro-batch of an accumulation."""
+    if sync or not hasattr(module, "no_sync"):
+        return contextlib.nullcontext()
+    return module.no_sync()  # type: ignore[no-any-return, operator]
+
+
+def all_reduce_sum(tensor: torch.Tensor, env: DistEnv) -> torch.Tensor:
+    if env.distributed:
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def all_reduce_max(tensor: torch.Tensor, env: DistEnv) -> torch.Tensor:
+    if env.distributed:
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return tensor
+
+
+def barrier(env: DistEnv) -> None:
+    if env.distributed:
+        dist.barrier()

@@ -1,0 +1,504 @@
+"""The pretraining loop: a :class:`~.recipe.PretrainConfig` in, a trained checkpoint out.
+
+One optimizer step = ``grad_accum`` micro-batches per process; each micro-batch's loss comes from
+``model.pretraining_loss`` (MLM scored only at masked positions, + NSP/SOP). The learning rate
+follows the step schedule, or, with ``train.budget``, the fraction of the wall-clock budget spent
+(Cramming): the run then stops when the budget is spent, whatever the step count.
+
+Exact resume: the data position (phase, epoch, global batch), optimizer, scheduler and all RNG
+states are saved with every checkpoint, and masks are a pure function of (seed, epoch, instance),
+so a run stopped at step k and resumed computes the same losses from step k on as one that never
+stopped. SIGINT/SIGTERM finish the current step, save a checkpoint and return.
+
+Output layout::
+
+    OUT/resolved_config.toml     the run's full config (a valid recipe)
+    OUT/metrics.jsonl            one JSON object per train-log / eval event
+    OUT/metrics.png              loss / accuracy / lr curves (if matplotlib is installed)
+    OUT/checkpoint-000100/       model + tokenizer files and trainer_state.pt (last train.keep_last)
+    OUT/model/                   the final model + tokenizer (Hugging Face layout)
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import BertForgeError
+from . import checkpointing as ckpt
+from . import distributed as dist_utils
+from .logging import MetricsLogger, plot_metrics, progress_bar, read_metrics
+from .optim import build_optimizer, build_scheduler, lr_at_progress, set_lr_multiplier
+from .pretrain_data import DataCursor, build_pretraining_data, eval_batches, tokenizer_path
+from .recipe import PretrainConfig, dump_toml
+from .signals import StopFlag
+
+log = logging.getLogger(__name__)
+
+MODEL_DIR = "model"
+METRICS = "metrics.jsonl"
+
+
+@dataclass
+class PretrainResult:
+    output_dir: Path
+    model_dir: Path  # OUT/model: the final model and tokenizer
+    checkpoint: Path | None  # the last checkpoint written
+    steps: int
+    stopped: str  # "completed" | "budget" | "signal"
+    train_loss: float | None  # mean loss over the last logging window
+    eval: dict[str, float] = field(default_factory=dict)
+    tokens_per_second: float = 0.0  # non-padding tokens / training time (no eval or saving), all processes
+    metrics_path: Path | None = None
+    plot_path: Path | None = None
+    rank: int = 0  # this process's rank under torchrun; only rank 0 reports
+
+
+class _LossModule(nn.Module):
+    """``forward`` = ``pretraining_loss``, so DDP's forward hooks (gradient sync) run around it."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, **batch: torch.Tensor) -> Any:
+        return self.model.pretraining_loss(**batch)  # type: ignore[operator]
+
+
+# ----------------------------------------------------------------------------------- evaluation
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, batches: list[dict[str, torch.Tensor]], device: torch.device, bf16: bool
+) -> dict:
+    """MLM loss (token-weighted), perplexity, MLM accuracy and NSP/SOP loss and accuracy."""
+    was_training = model.training
+    model.eval()
+    totals = torch.zeros(
+        5, dtype=torch.float64
+    )  # mlm_loss*count, mlm_correct, mlm_count, nsp_loss*n, nsp_correct
+    nsp_count = 0
+    for batch in batches:
+        batch = {k: v.to(device) for k, v in batch.items()}
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            out = model.pretraining_loss(**batch)  # type: ignore[operator]
+        totals[0] += out.mlm_loss.double().cpu() * out.mlm_count.cpu()
+        totals[1] += out.mlm_correct.cpu()
+        totals[2] += out.mlm_count.cpu()
+        if out.nsp_loss is not None:
+            totals[3] += out.nsp_loss.double().cpu() * out.nsp_count.cpu()
+            totals[4] += out.nsp_correct.cpu()
+            nsp_count += int(out.nsp_count)
+    model.train(was_training)
+    count = max(float(totals[2]), 1.0)
+    mlm_loss = float(totals[0]) / count
+    metrics = {
+        "eval_mlm_loss": mlm_loss,
+        "eval_perplexity": math.exp(min(mlm_loss, 50.0)),
+        "eval_mlm_accuracy": float(totals[1]) / count,
+    }
+    if nsp_count:
+        metrics["eval_nsp_loss"] = float(totals[3]) / nsp_count
+        metrics["eval_nsp_accuracy"] = float(totals[4]) / nsp_count
+    return metrics
+
+
+# --------------------------------------------------------------------------------------- setup
+def _use_bf16(dtype: str, device: torch.device) -> bool:
+    if dtype != "auto":
+        return dtype == "bf16"
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    # CPU bf16 autocast only pays off with AMX tiles (Sapphire Rapids and later).
+    return bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
+
+
+def _phase_bounds(config: PretrainConfig, total_steps: int | None) -> list[float]:
+    """Cumulative end of each phase, in steps (step schedule) or in progress (time budget)."""
+    ends, acc = [], 0.0
+    for phase in config.phases():
+        acc += phase.fraction
+        ends.append(acc if total_steps is None else round(acc * total_steps))
+    ends[-1] = math.inf
+    return ends
+
+
+def _resolve_resume(resume: bool | str | Path, output_dir: Path) -> Path | None:
+    if resume is False or resume is None:
+        return None
+    if resume is True:
+        found = ckpt.latest_checkpoint(output_dir)
+        if found is None:
+            log.warning("--resume: no checkpoint in %s yet; starting from scratch", output_dir)
+        return found
+    path = Path(resume)
+    if not (path / ckpt.TRAINER_STATE).is_file() and path.is_dir():
+        found = ckpt.latest_checkpoint(path)  # an output directory: take its newest checkpoint
+        if found is not None:
+            return found
+    if not path.exists():
+        raise BertForgeError(f"checkpoint {path} to resume from does not exist")
+    return path
+
+
+def _check_resume_vocabulary(checkpoint: Path, dataset: Any, model_vocab: int) -> None:
+    from ..tokenizer import BertTokenizer
+
+    try:
+        dataset.check_tokenizer(BertTokenizer.from_pretrained(checkpoint))
+    except BertForgeError as err:
+        raise BertForgeError(f"cannot resume from {checkpoint}: {err}") from None
+    if model_vocab != dataset.vocab_size:
+        raise BertForgeError(
+            f"checkpoint {checkpoint} has vocab_size {model_vocab} but dataset {dataset.path} has "
+            f"{dataset.vocab_size}; resume with the dataset the run was started on"
+        )
+
+
+# ----------------------------------------------------------------------------------------- loop
+def pretrain(
+    config: PretrainConfig,
+    *,
+    resume: bool | str | Path = False,
+    progress: bool = True,
+    on_step: Callable[[int], None] | None = None,
+) -> PretrainResult:
+    """Pretrain a BERT as ``config`` says; see the module docstring for what lands in ``output_dir``.
+
+    ``resume``: True = continue from the newest checkpoint in ``output_dir`` (a fresh start if
+    there is none), or a checkpoint / output directory path. ``on_step(step)`` is called after
+    every optimizer step (notebooks, tests).
+    """
+    from ..data.dataset import TokenDataset
+    from ..heads import BertForMaskedLM, BertForPreTraining
+    from ..tokenizer import BertTokenizer
+
+    if config.data.dataset is None:
+        raise BertForgeError("no dataset given; pass --data.dataset DIR (built with `bertforge data build`)")
+    env = dist_utils.setup(config.train.device)
+    out_dir = Path(config.output_dir)
+    train_cfg = config.train
+    try:
+        tokenizer = BertTokenizer.from_pretrained(tokenizer_path(config))
+        train_set = TokenDataset.open(config.data.dataset, split="train")
+        train_set.check_tokenizer(tokenizer)
+        has_eval = "eval" in train_set.manifest.get("splits", {})
+        eval_set: Any = TokenDataset.open(config.data.dataset, split="eval") if has_eval else []
+        resume_from = _resolve_resume(resume, out_dir)
+
+        # Model: same seed on every rank (DDP also broadcasts rank 0's weights).
+        torch.manual_seed(train_cfg.seed)
+        model_cls = BertForMaskedLM if config.data.objective == "mlm" else BertForPreTraining
+        if resume_from is not None:
+            model: Any = model_cls.from_pretrained(resume_from)
+            _check_resume_vocabulary(resume_from, train_set, model.config.vocab_size)
+        else:
+            bert_config = config.model.bert_config(train_set.vocab_size, tokenizer.pad_token_id)
+            model = model_cls(bert_config)
+        longest = max(p.max_seq_length for p in config.phases())
+        if longest > model.config.max_position_embeddings:
+            raise BertForgeError(
+                f"max_seq_length {longest} exceeds the model's max_position_embeddings "
+                f"({model.config.max_position_embeddings}); raise --model.max_position_embeddings"
+            )
+        model.to(env.device).train()  # from_pretrained returns eval mode, as in transformers
+        bf16 = _use_bf16(train_cfg.dtype, env.device)
+        trainer = _Trainer(config, env, model, tokenizer, train_set, eval_set, bf16, progress, on_step)
+        if resume_from is not None:
+            trainer.load_state(ckpt.load_trainer_state(resume_from))
+            log.info("resumed from %s at step %d", resume_from, trainer.step)
+        return trainer.run()
+    finally:
+        dist_utils.cleanup(env)
+
+
+class _Trainer:
+    """State of one run; :meth:`run` is the loop. Split out of :func:`pretrain` so each piece reads alone."""
+
+    def __init__(
+        self,
+        config: PretrainConfig,
+        env: dist_utils.DistEnv,
+        model: nn.Module,
+        tokenizer: Any,
+        train_set: Any,
+        eval_set: Any,
+        bf16: bool,
+        progress: bool,
+        on_step: Callable[[int], None] | None,
+    ) -> None:
+        self.config, self.env, self.model, self.tokenizer = config, env, model, tokenizer
+        self.train_set, self.eval_set, self.bf16 = train_set, eval_set, bf16
+        self.progress, self.on_step = progress, on_step
+        self.cfg = config.train
+        self.out_dir = Path(config.output_dir)
+        self.config_text = dump_toml(config)
+        self.ddp_model = dist_utils.wrap(_LossModule(model), env)
+        self.optimizer = build_optimizer(model, config.optim)
+        self.budget = self.cfg.budget_seconds
+        # Data position and counters (all saved in trainer_state.pt).
+        self.step, self.phase, self.epoch, self.position = 0, 0, 0, 0
+        self.elapsed_before = 0.0  # seconds trained before this session (budget accounting)
+        self.resumed_step: int | None = None
+        self.phases = config.phases()
+        self.data = self._phase_data(0)
+        self.total_steps = self._total_steps()
+        self.scheduler = (
+            build_scheduler(self.optimizer, config.schedule, self.total_steps)
+            if self.budget is None and self.total_steps is not None
+            else None
+        )
+        self.bounds = _phase_bounds(config, None if self.budget is not None else self.total_steps)
+        self._eval_cache: dict[int, list[dict[str, torch.Tensor]]] = {}
+
+    # ------------------------------------------------------------------------------ data
+    def _batch_size(self, phase: int) -> int:
+        return self.phases[phase].batch_size or self.cfg.batch_size
+
+    def _phase_data(self, phase: int) -> Any:
+        # Each phase draws its own instances (a new length), from its own seed.
+        return build_pretraining_data(
+            self.train_set,
+            self.config,
+            self.phases[phase],
+            self.tokenizer,
+            self.cfg.seed + phase,
+        )
+
+    def _eval_batches(self, phase: int) -> list[dict[str, torch.Tensor]]:
+        if phase not in self._eval_cache:
+            self._eval_cache[phase] = eval_batches(
+                self.eval_set, self.config, self.phases[phase], self.tokenizer, self._batch_size(phase),
+                self.cfg.eval_batches,
+            )  # fmt: skip
+        return self._eval_cache[phase]
+
+    def _total_steps(self) -> int | None:
+        if self.cfg.max_steps is not None:
+            return self.cfg.max_steps
+        if self.budget is not None:
+            return None  # until the budget is spent
+        per_epoch = self.data.epoch_size(0) // (
+            self._batch_size(0) * self.env.world_size * self.cfg.grad_accum
+        )
+        return max(1, math.ceil(self.cfg.epochs * per_epoch))
+
+    # ----------------------------------------------------------------------------- state
+    def state_dict(self, elapsed: float) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "phase": self.phase,
+            "epoch": self.epoch,
+            "position": self.position,
+            "instances_per_batch": self._batch_size(self.phase) * self.env.world_size,
+            "elapsed": elapsed,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "rng": ckpt.rng_state(),
+            "config": self.config.to_dict(),
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.step, self.phase = int(state["step"]), int(state["phase"])
+        self.epoch, self.position = int(state["epoch"]), int(state["position"])
+        per_batch = self._batch_size(self.phase) * self.env.world_size
+        if state["instances_per_batch"] != per_batch:
+            raise BertForgeError(
+                f"the checkpoint was written with {state['instances_per_batch']} sequences per global "
+                f"micro-batch, this run has {per_batch} (batch_size x processes); resume with the same "
+                "train.batch_size and number of processes"
+            )
+        self.elapsed_before = float(state["elapsed"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state["scheduler"] is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        if self.phase:
+            self.data = self._phase_data(self.phase)
+        self.resumed_step = self.step
+        ckpt.set_rng_state(state["rng"])
+
+    def save(self, elapsed: float) -> Path | None:
+        path = None
+        if self.env.is_main:
+            path = ckpt.save_checkpoint(
+                self.out_dir,
+                self.step,
+                model=self.model,
+                tokenizer=self.tokenizer,
+                trainer_state=self.state_dict(elapsed),
+                config_text=self.config_text,
+                keep_last=self.cfg.keep_last,
+            )
+        dist_utils.barrier(self.env)
+        return path
+
+    # ------------------------------------------------------------------------------ step
+    def _train_step(self, cursor: DataCursor) -> torch.Tensor:
+        """One optimizer step; returns [loss, mlm_loss, nsp_loss, tokens] summed over micro-batches / accum."""
+        stats = torch.zeros(4, device=self.env.device)
+        accum = self.cfg.grad_accum
+        for i in range(accum):
+            batch = {k: v.to(self.env.device, non_blocking=True) for k, v in cursor.next().items()}
+            with (
+                dist_utils.no_sync(self.ddp_model, sync=i == accum - 1),
+                torch.autocast(self.env.device.type, dtype=torch.bfloat16, enabled=self.bf16),
+            ):
+                out = self.ddp_model(**batch)
+                (out.loss / accum).backward()
+            stats[0] += out.loss.detach().float() / accum
+            stats[1] += out.mlm_loss.detach().float() / accum
+            if out.nsp_loss is not None:
+                stats[2] += out.nsp_loss.detach().float() / accum
+            stats[3] += batch["attention_mask"].sum()
+        if self.config.optim.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.optim.max_grad_norm)
+        self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return stats
+
+    def _set_lr(self, elapsed: float) -> None:
+        if self.budget is not None:
+            set_lr_multiplier(self.optimizer, lr_at_progress(elapsed / self.budget, self.config.schedule))
+
+    def _phase_for(self, elapsed: float) -> int:
+        where = elapsed / self.budget if self.budget is not None else self.step
+        return next(i for i, end in enumerate(self.bounds) if where < end)
+
+    # ------------------------------------------------------------------------------- run
+    def run(self) -> PretrainResult:
+        cfg, env = self.cfg, self.env
+        n_params = sum(p.numel() for p in self.model.parameters())
+        if env.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            from ..fileio import atomic_write_text
+
+            atomic_write_text(self.out_dir / ckpt.RESOLVED_CONFIG, self.config_text)
+        log.info(
+            "pretraining %s (%s parameters) on %s x%d, %s, %s steps of %d sequences; config:\n%s",
+            type(self.model).__name__, f"{n_params:,}", env.device, env.world_size,
+            "bf16" if self.bf16 else "fp32", self.total_steps or "budgeted",
+            self._batch_size(self.phase) * cfg.grad_accum * env.world_size, self.config_text,
+        )  # fmt: skip
+        metrics = MetricsLogger(
+            self.out_dir / METRICS,
+            resume_step=self.resumed_step,
+            tensorboard_dir=self.out_dir / "tensorboard" if cfg.tensorboard else None,
+            enabled=env.is_main,
+        )
+        bar = progress_bar(self.total_steps, initial=self.step, enabled=self.progress and env.is_main)
+        cursor = DataCursor(
+            self.data, self._batch_size(self.phase), env.rank, env.world_size, self.epoch, self.position
+        )
+        start = time.monotonic()
+        window = torch.zeros(4, device=env.device)
+        window_steps, window_start, session_tokens, train_seconds = 0, start, 0.0, 0.0
+        last_loss: float | None = None
+        eval_metrics: dict[str, float] = {}
+        last_checkpoint: Path | None = None
+        stopped = "completed"
+        elapsed = self.elapsed_before
+        with StopFlag() as stop, metrics:
+            while self.total_steps is None or self.step < self.total_steps:
+                phase = self._phase_for(elapsed)
+                if phase != self.phase:
+                    log.info("phase %d: max_seq_length %d", phase, self.phases[phase].max_seq_length)
+                    self.phase, self.epoch, self.position = phase, 0, 0
+                    self.data = self._phase_data(phase)
+                    cursor = DataCursor(self.data, self._batch_size(phase), env.rank, env.world_size)
+                self._set_lr(elapsed)
+                lr = self.optimizer.param_groups[0]["lr"]
+                window += self._train_step(cursor)
+                self.step += 1
+                window_steps += 1
+                self.epoch, self.position = cursor.epoch, cursor.position
+                # Ranks agree on stopping: a signal on any rank, and the slowest clock. (Single
+                # process: no collective, no device sync.) NCCL reduces device tensors only.
+                flags = torch.tensor([float(stop.reason is not None), time.monotonic() - start])
+                if env.distributed:
+                    flags = dist_utils.all_reduce_max(flags.to(env.device), env).cpu()
+                elapsed = self.elapsed_before + float(flags[1])
+                bar.update(1)
+                if self.step % cfg.log_every == 0 or self.step == self.total_steps:
+                    stats = dist_utils.all_reduce_sum(window.clone(), env).cpu()
+                    now = time.monotonic()
+                    tokens_per_s = float(stats[3]) / max(now - window_start, 1e-9)
+                    train_seconds += now - window_start
+                    session_tokens += float(stats[3])
+                    last_loss = float(stats[0]) / (window_steps * env.world_size)
+                    record = {
+                        "event": "train", "step": self.step, "epoch": self.epoch, "phase": self.phase,
+                        "lr": lr, "loss": last_loss,
+                        "mlm_loss": float(stats[1]) / (window_steps * env.world_size),
+                        "nsp_loss": float(stats[2]) / (window_steps * env.world_size)
+                        if self.config.data.objective != "mlm" else None,
+                        "tokens_per_s": tokens_per_s, "elapsed_s": elapsed,
+                    }  # fmt: skip
+                    metrics.log(record)
+                    bar.set_postfix(loss=f"{last_loss:.4f}", tok_s=f"{tokens_per_s:,.0f}")
+                    window.zero_()
+                    window_steps, window_start = 0, now
+                if self.on_step is not None:
+                    self.on_step(self.step)
+                if stop.reason is not None or flags[0] > 0:
+                    stopped = "signal"
+                    break
+                if self.budget is not None and elapsed >= self.budget:
+                    stopped = "budget"
+                    break
+                pause = time.monotonic()  # evaluation and saving do not count as training time
+                if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step != self.total_steps:
+                    eval_metrics = self._evaluate(metrics)
+                if cfg.save_every and self.step % cfg.save_every == 0 and self.step != self.total_steps:
+                    last_checkpoint = self.save(elapsed)
+                paused = time.monotonic() - pause
+                window_start += paused
+            bar.close()
+            if stopped != "signal" and self.step > (self.resumed_step or 0):
+                eval_metrics = self._evaluate(metrics)
+            last_checkpoint = self.save(elapsed) if self.step > 0 else last_checkpoint
+            model_dir = self.out_dir / MODEL_DIR
+            plot_path = None
+            if env.is_main and stopped != "signal":
+                ckpt.write_directory_atomically(
+                    model_dir,
+                    lambda tmp: ckpt.save_model_files(tmp, self.model, self.tokenizer, self.config_text),
+                )
+            if env.is_main:
+                metrics.close()
+                plot_path = plot_metrics(
+                    read_metrics(self.out_dir / METRICS), self.out_dir / "metrics.png", title="pretraining"
+                )
+        dist_utils.barrier(env)
+        return PretrainResult(
+            output_dir=self.out_dir,
+            model_dir=model_dir,
+            checkpoint=last_checkpoint,
+            steps=self.step,
+            stopped=stopped,
+            train_loss=last_loss,
+            eval=eval_metrics,
+            tokens_per_second=session_tokens / max(train_seconds, 1e-9),
+            metrics_path=self.out_dir / METRICS,
+            plot_path=plot_path,
+            rank=env.rank,
+        )
+
+    def _evaluate(self, metrics: MetricsLogger) -> dict[str, float]:
+        result: dict[str, float] = {}
+        if self.env.is_main:
+            batches = self._eval_batches(self.phase)
+            if batches:
+                result = evaluate(self.model, batches, self.env.device, self.bf16)
+                metrics.log({"event": "eval", "step": self.step, "epoch": self.epoch, **result})
+                log.info("step %d eval: %s", self.step, ", ".join(f"{k} {v:.4f}" for k, v in result.items()))
+        dist_utils.barrier(self.env)
+        return result
