@@ -33,7 +33,20 @@ _EXPORTS = {
     "BertForTokenClassification": "heads",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "BertConfig",
+    "BertForMaskedLM",
+    "BertForMultipleChoice",
+    "BertForNextSentencePrediction",
+    "BertForPreTraining",
+    "BertForQuestionAnswering",
+    "BertForSequenceClassification",
+    "BertForTokenClassification",
+    "BertForgeError",
+    "BertModel",
+    "preset_names",
+]
+assert sorted(__all__) == sorted(_EXPORTS)
 
 if TYPE_CHECKING:
     from .config import BertConfig, preset_names
