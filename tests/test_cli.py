@@ -431,19 +431,24 @@ def test_user_error_in_a_real_process_is_one_line_without_traceback(ckpt):
 
 
 # ------------------------------------------------------------------------------------------------ demo
-def test_demo_runs_end_to_end_and_its_model_loads_in_transformers(capsys, tmp_path, monkeypatch):
+def test_demo_runs_end_to_end_and_its_model_loads_in_transformers(capsys, tmp_path):
     transformers = pytest.importorskip("transformers")
-    # The speed step embeds 512 paragraphs twice; 48 exercise the same code in a fraction of the time.
-    paragraphs = bertforge.demo._paragraphs
-    monkeypatch.setattr(bertforge.demo, "_paragraphs", lambda files, limit: paragraphs(files, min(limit, 48)))
-    bertforge.demo.run_demo(tmp_path)
+    # The real demo trains bert-mini for 3 minutes; a few steps of bert-tiny run the same pipeline.
+    figures = bertforge.demo.run_demo(
+        tmp_path, max_steps=12, vocab_size=3000, preset="bert-tiny", batch_size=8, progress=False
+    )
     out = capsys.readouterr().out
-    model_dir = tmp_path / "model"
+    result = figures["result"]
+    model_dir = tmp_path / "pretrain" / "model"
+    assert result.model_dir == model_dir and result.steps == 12
     for name in ("config.json", "model.safetensors", "vocab.txt"):
         assert (model_dir / name).is_file(), name
-    assert "max |difference| after reload: 0.0e+00" in out
-    assert "-> (48, 256)" in out
-    assert "Who won the game?" in out and "-> The team won the championship in overtime." in out
+    assert (tmp_path / "pretrain" / "metrics.png").is_file()
+    assert (tmp_path / "dataset" / "manifest.json").is_file()
+    assert figures["accuracy"] == result.eval["eval_mlm_accuracy"]
+    assert 0.0 < figures["baseline"] < 0.2  # the most frequent token is a few percent of the text
+    assert "baseline: always" in out and "悟空道：我有七十二般[MASK]化。" in out
+    assert str(model_dir) in out
 
     ours = BertForPreTraining.from_pretrained(model_dir).eval()
     theirs = transformers.BertForPreTraining.from_pretrained(model_dir).eval()

@@ -143,7 +143,7 @@ class Embedder:
         device = self.encoder.device
         starts = range(0, len(batch), self.batch_size)
         if show_progress:
-            from tqdm.auto import tqdm
+            from tqdm.auto import tqdm  # type: ignore[import-untyped]
 
             starts = tqdm(starts, desc="embed", unit="batch")
         for start in starts:

@@ -140,17 +140,17 @@ class BertSelfAttention(nn.Module):
         # SDPA does not return the probabilities, so compute them explicitly when asked; and on CPU
         # with attention dropout, SDPA runs this same math path but with the slow Bernoulli mask.
         explicit = output_attentions or (dropout_p > 0.0 and hidden_states.device.type == "cpu")
+        probs: torch.Tensor | None = None
         if explicit:
             # Scale the (B, N, T, D) query rather than the (B, N, T, T) scores: half the elements at T=128.
             scores = (query * (1.0 / math.sqrt(self.head_dim))) @ key.transpose(-1, -2)
             if attention_mask is not None:
                 scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
-            probs = scores.softmax(dim=-1)
-            context = dropout(probs, dropout_p, self.training) @ value
-            if not output_attentions:
-                probs = None
+            weights = scores.softmax(dim=-1)
+            context = dropout(weights, dropout_p, self.training) @ value
+            if output_attentions:
+                probs = weights
         else:
-            probs = None
             context = F.scaled_dot_product_attention(
                 query, key, value, attn_mask=attention_mask, dropout_p=dropout_p
             )
