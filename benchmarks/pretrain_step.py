@@ -9,7 +9,7 @@ weight-decay exclusions (transformers' Trainer default for torch >= 2.8 is the f
 Rounds alternate between the two libraries so machine noise hits both alike; the figure per library
 is its best round.
 
-    python benchmarks/pretrain_step.py [--steps 6] [--rounds 3] [--dtypes fp32,bf16] [--preset bert-small]
+    python benchmarks/pretrain_step.py [--steps 6] [--rounds 3] [--dtypes fp32,bf16] [--preset bert-small] [--threads N]
 
 What differs is only the model code: bertforge's step calls ``pretraining_loss``, which gathers
 the masked positions before the 30,522-wide vocabulary projection; transformers projects and
@@ -83,7 +83,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6, help="timed steps per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--dtypes", default="fp32,bf16")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     import transformers
 

@@ -13,8 +13,9 @@ import torch
 
 from _data_helpers import CLS, MASK, PAD, SPECIAL_IDS, make_corpus
 from bertforge.data.build import build_dataset
+from bertforge.data.corpus_index import CorpusIndex
 from bertforge.data.dataset import TokenDataset
-from bertforge.data.instances import CorpusIndex, InstanceConfig, build_instances
+from bertforge.data.instances import InstanceConfig, build_instances
 from bertforge.data.masking import MaskingConfig
 from bertforge.data.pretraining import PretrainingData
 from bertforge.errors import BertForgeError

