@@ -470,3 +470,16 @@ def test_demo_runs_end_to_end_and_its_model_loads_in_transformers(capsys, tmp_pa
         hf_tokenizer("Down the rabbit hole, 花果山")["input_ids"]
         == tokenizer("Down the rabbit hole, 花果山")["input_ids"]
     )
+
+
+def test_demo_rejects_a_bad_budget_before_doing_any_work(capsys, tmp_path):
+    code, out, err = run(capsys, "demo", "--budget", "3 minutes", "--out", tmp_path / "demo")
+    assert code == 2
+    assert err.startswith("bertforge: error: cannot read the duration") and len(err.splitlines()) == 1
+    assert not (tmp_path / "demo").exists()
+
+
+def test_pretrain_on_a_missing_dataset_says_how_to_build_one(capsys, tmp_path):
+    code, _, err = run(capsys, "pretrain", "--data.dataset", tmp_path / "nope", "--out", tmp_path / "run")
+    assert code == 2
+    assert "does not exist; build one with `bertforge data build" in err and len(err.splitlines()) == 1

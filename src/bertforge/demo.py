@@ -84,8 +84,10 @@ def run_demo(
     from .tokenizer import BertTokenizer
     from .train.pretrain import pretrain
     from .train.pretrain_data import eval_batches
-    from .train.recipe import load_recipe
+    from .train.recipe import load_recipe, parse_duration
 
+    if max_steps is None:
+        parse_duration(budget)  # a typo in --budget fails now, not after the vocabulary and dataset
     out.mkdir(parents=True, exist_ok=True)
     files = bundled_corpus()
     size_mb = sum(f.stat().st_size for f in files) / 2**20

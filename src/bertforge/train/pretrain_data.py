@@ -28,6 +28,11 @@ def tokenizer_path(config: PretrainConfig) -> Path:
     if config.data.tokenizer is not None:
         return Path(config.data.tokenizer)
     dataset = Path(config.data.dataset or ".")
+    if not dataset.is_dir():
+        raise BertForgeError(
+            f"dataset {dataset} does not exist; build one with `bertforge data build --corpus ... "
+            f"--tokenizer DIR --out {dataset}`"
+        )
     for candidate in (dataset / "tokenizer", dataset):
         if (candidate / "vocab.txt").is_file() or (candidate / "tokenizer.json").is_file():
             return candidate
