@@ -245,7 +245,308 @@ def cmd_embed(args: argparse.Namespace) -> None:
 def cmd_demo(args: argparse.Namespace) -> None:
     from .demo import run_demo
 
-    run_demo(Path(args.out))
+    run_demo(Path(args.out), budget=args.budget)
+
+
+# ----------------------------------------------------------------- finetune, evaluate, predict
+_TASK_CHOICES = ("classification", "regression", "ner", "qa", "multiple-choice")
+
+
+def _column(text: str) -> str | int:
+    """A column by name, or by 0-based index when the value is a number."""
+    return int(text) if text.isdigit() else text
+
+
+def _reader_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "text_column": args.text_column,
+        "pair_column": args.pair_column,
+        "label_column": args.label_column,
+        "on_error": args.on_error,
+    }
+
+
+def _add_reader_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--text-column", type=_column, help="text column (name or 0-based index); default: guessed"
+    )
+    p.add_argument("--pair-column", type=_column, help="second-segment column for pair tasks")
+    p.add_argument("--label-column", type=_column, help="label column; default: guessed (label, score, ...)")
+    p.add_argument(
+        "--on-error",
+        choices=("raise", "skip"),
+        default="raise",
+        help="malformed rows: stop (default) or skip",
+    )
+
+
+def cmd_finetune(args: argparse.Namespace) -> None:
+    from .train.finetune import finetune
+    from .train.finetune_config import FinetuneConfig
+
+    options = {
+        k: v for k, v in vars(args).items() if k in FinetuneConfig.__dataclass_fields__ and v is not None
+    }
+    config = FinetuneConfig(**options)
+    result = finetune(config, progress=sys.stderr.isatty())
+    for message in result.skipped:
+        print(f"skipped {message}", file=sys.stderr)
+    summary = {
+        "out": str(result.out),
+        "main_metric": result.main_metric,
+        "best": result.best_value,
+        "best_step": result.best_step,
+        "steps": result.steps,
+        "train_seconds": round(result.train_seconds, 2),
+        "train_examples_per_second": round(result.train_examples_per_second, 2),
+        "dev": result.best_metrics,
+    }
+    print(json.dumps(summary, ensure_ascii=False))
+
+
+def _inference_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    return {
+        "max_length": args.max_length,
+        "stride": args.stride,
+        "batch_size": args.batch_size,
+        "dtype": torch.bfloat16 if args.bf16 else None,
+    }
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from .fileio import atomic_write_json
+    from .pipelines.evaluation import run_on_file
+
+    metrics, _, skipped = run_on_file(
+        args.model,
+        args.file,
+        task=args.task,
+        reader_options=_reader_options(args),
+        limit=args.limit,
+        **_inference_overrides(args),
+    )
+    for message in skipped:
+        print(f"skipped {message}", file=sys.stderr)
+    print(json.dumps(metrics, ensure_ascii=False))
+    if args.output:
+        atomic_write_json(args.output, metrics)
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    from .fileio import atomic_open
+    from .pipelines.evaluation import run_on_file
+
+    _, predictions, skipped = run_on_file(
+        args.model,
+        args.file,
+        task=args.task,
+        labelled=False,
+        reader_options=_reader_options(args),
+        limit=args.limit,
+        **_inference_overrides(args),
+    )
+    for message in skipped:
+        print(f"skipped {message}", file=sys.stderr)
+    lines = (json.dumps(p, ensure_ascii=False) + "\n" for p in predictions)
+    if args.output:
+        with atomic_open(args.output, "w") as handle:
+            handle.writelines(lines)
+        print(f"wrote {len(predictions)} predictions to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.writelines(lines)
+
+
+def _add_task_commands(sub: Any) -> None:
+    p = sub.add_parser(
+        "finetune",
+        help="fine-tune a checkpoint on a task file (classification, regression, ner, qa, multiple-choice)",
+        description="Fine-tune a BERT checkpoint with BERT's recipe (AdamW, 10%% warm-up + linear decay, "
+        "3 epochs, batch 32, lr 5e-5, max length 128 / 384 for QA). The best model on --dev "
+        "(by accuracy, pearson or F1) is saved to --out as a normal checkpoint.",
+    )
+    p.add_argument("--task", required=True, choices=_TASK_CHOICES)
+    p.add_argument("--model", required=True, help="pretrained checkpoint directory")
+    p.add_argument("--train", required=True, help="training file (CSV/TSV/JSONL, CoNLL, SQuAD JSON, SWAG)")
+    p.add_argument("--dev", help="dev file, evaluated every epoch (or --eval-steps); the best model is kept")
+    p.add_argument("--out", required=True, help="output directory: the fine-tuned checkpoint")
+    p.add_argument("--tokenizer", help="tokenizer directory, if not the model directory")
+    _add_reader_arguments(p)
+    p.add_argument("--train-limit", type=_positive_int, help="use only the first N training examples")
+    p.add_argument("--dev-limit", type=_positive_int, help="use only the first N dev examples")
+    p.add_argument("--epochs", type=float, help="default 3")
+    p.add_argument("--batch-size", type=_positive_int, help="default 32")
+    p.add_argument("--lr", type=float, help="peak learning rate (default 5e-5)")
+    p.add_argument("--weight-decay", type=float, help="default 0.01 (not on biases and LayerNorm)")
+    p.add_argument("--warmup", type=float, help="warm-up fraction (< 1) or steps (default 0.1)")
+    p.add_argument("--max-grad-norm", type=float, help="gradient clipping (default 1.0; 0 disables)")
+    p.add_argument("--dropout", type=float, help="hidden and attention dropout (default: the checkpoint's)")
+    p.add_argument("--max-seq-length", type=_positive_int, help="default 128 (384 for qa)")
+    p.add_argument("--doc-stride", type=_positive_int, help="qa: tokens shared by context windows (128)")
+    p.add_argument("--max-query-length", type=_positive_int, help="qa: question tokens kept (64)")
+    p.add_argument("--window-stride", type=int, help="ner: tokens shared by windows of long sentences (32)")
+    p.add_argument("--label-all-subwords", action="store_true", default=None, help="ner: tag every sub-word")
+    p.add_argument("--seed", type=int, help="default 42")
+    p.add_argument(
+        "--bf16", action="store_true", default=None, help="bfloat16 autocast (fast on AMX CPUs, GPUs)"
+    )
+    p.add_argument(
+        "--no-group-by-length",
+        dest="group_by_length",
+        action="store_false",
+        default=None,
+        help="plain random batches instead of length-grouped ones",
+    )
+    p.add_argument("--eval-steps", type=_positive_int, help="evaluate every N steps (default: every epoch)")
+    p.add_argument("--eval-batch-size", type=_positive_int)
+    p.add_argument("--patience", type=_positive_int, help="stop after N evaluations without improvement")
+    p.add_argument("--device", help="cpu (default) or cuda")
+    p.set_defaults(func=cmd_finetune)
+
+    for name, helptext in (
+        ("evaluate", "metrics of a fine-tuned checkpoint on a labelled task file (JSON on stdout)"),
+        ("predict", "predictions of a fine-tuned checkpoint on a task file (JSONL)"),
+    ):
+        p = sub.add_parser(name, help=helptext, description=helptext[0].upper() + helptext[1:] + ".")
+        p.add_argument("model", help="fine-tuned checkpoint directory")
+        p.add_argument("file", help="task file in the format finetune reads")
+        p.add_argument("--task", choices=_TASK_CHOICES, help="default: from the checkpoint's config.json")
+        _add_reader_arguments(p)
+        p.add_argument("--output", help="also write the metrics JSON" if name == "evaluate" else "JSONL file")
+        p.add_argument("--max-length", type=_positive_int, help="window length (default: as fine-tuned)")
+        p.add_argument("--stride", type=int, help="tokens shared by windows (default: as fine-tuned)")
+        p.add_argument("--batch-size", type=_positive_int)
+        p.add_argument("--limit", type=_positive_int, help="only the first N examples")
+        p.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
+        p.set_defaults(func=cmd_evaluate if name == "evaluate" else cmd_predict)
+
+
+# --------------------------------------------------------------------------------------- data
+def cmd_data_build(args: argparse.Namespace) -> None:
+    from .data.build import build_dataset
+    from .tokenizer import BertTokenizer
+
+    tokenizer = BertTokenizer.from_pretrained(args.tokenizer)
+    summary = build_dataset(
+        args.corpus,
+        tokenizer,
+        args.out,
+        workers=args.workers,
+        seed=args.seed,
+        eval_fraction=args.eval_fraction,
+        format=args.format,
+        errors=args.errors,
+        shard_tokens=args.shard_tokens,
+        overwrite=args.overwrite,
+        progress=sys.stderr.isatty() and not args.quiet,
+    )
+    for line in summary.lines():
+        print(line)
+
+
+def cmd_data_info(args: argparse.Namespace) -> None:
+    from .data.dataset import describe_dataset, read_manifest
+
+    if args.json:
+        print(json.dumps(read_manifest(args.dataset), ensure_ascii=False, indent=2))
+        return
+    for line in describe_dataset(args.dataset):
+        print(line)
+
+
+def _add_data_commands(sub: Any) -> None:
+    from .data.build import DEFAULT_SHARD_TOKENS
+    from .data.corpus import FORMATS
+
+    group = sub.add_parser(
+        "data", help="build and inspect tokenised pretraining datasets", description="Pretraining data."
+    )
+    data_sub = group.add_subparsers(
+        dest="data_command", required=True, parser_class=_Parser, metavar="COMMAND"
+    )
+    p = data_sub.add_parser(
+        "build",
+        help="tokenise raw text into a sharded pretraining dataset",
+        description="Read raw text (BERT sentence-per-line files, books, JSONL; files, directories, globs, "
+        ".gz), split it into sentences, tokenise it in parallel and write numpy shards plus manifest.json.",
+    )
+    p.add_argument("--corpus", nargs="+", required=True, help="text files, directories or globs")
+    p.add_argument("--tokenizer", required=True, help="tokenizer directory (vocab.txt / tokenizer.json)")
+    p.add_argument("--out", required=True, type=Path, help="dataset directory to create")
+    p.add_argument("--workers", type=_positive_int, default=1, help="tokenising processes (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="decides the eval split (default 0)")
+    p.add_argument("--eval-fraction", type=float, default=0.01, help="documents held out (default 0.01)")
+    p.add_argument("--format", choices=FORMATS, default="auto", help="corpus format (default: per file)")
+    p.add_argument(
+        "--errors",
+        choices=("replace", "strict"),
+        default="replace",
+        help="undecodable bytes: replace by U+FFFD and count them (default), or refuse the file",
+    )
+    p.add_argument(
+        "--shard-tokens", type=_positive_int, default=DEFAULT_SHARD_TOKENS, help="tokens per shard file"
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace a dataset already at --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_data_build)
+
+    p = data_sub.add_parser("info", help="summarise a dataset's manifest", description="Summarise a dataset.")
+    p.add_argument("dataset", help="dataset directory")
+    p.add_argument("--json", action="store_true", help="print the whole manifest")
+    p.set_defaults(func=cmd_data_info)
+
+
+# ----------------------------------------------------------------------------------- pretrain
+def cmd_pretrain(args: argparse.Namespace) -> None:
+    from .train.pretrain import pretrain
+    from .train.recipe import load_recipe, parse_overrides
+
+    overrides = parse_overrides(args.overrides)
+    if args.budget is not None:
+        overrides["train.budget"] = args.budget
+    if args.out is not None:
+        overrides["output_dir"] = str(args.out)
+    config = load_recipe(args.config, overrides)
+    result = pretrain(config, resume=args.resume, progress=sys.stderr.isatty())
+    if result.rank != 0:  # under torchrun, rank 0 reports for all
+        return
+    if result.stopped == "signal":
+        print(f"interrupted at step {result.steps}; saved {result.checkpoint}; continue with --resume")
+        return
+    loss = f"{result.train_loss:.4f}" if result.train_loss is not None else "n/a"
+    print(
+        f"trained {result.steps} steps ({result.stopped}); last loss {loss}, "
+        f"{result.tokens_per_second:,.0f} tokens/s"
+    )
+    if result.eval:
+        print("eval: " + ", ".join(f"{k.removeprefix('eval_')} {v:.4f}" for k, v in result.eval.items()))
+    print(f"model: {result.model_dir}; metrics: {result.metrics_path}")
+
+
+def _add_pretrain_command(sub: Any) -> None:
+    p = sub.add_parser(
+        "pretrain",
+        help="pretrain a BERT on a dataset built by `bertforge data build`",
+        description="Pretrain a BERT from a TOML recipe (see recipes/). Any recipe key can be overridden "
+        "with --section.key VALUE, e.g. --optim.lr 1e-4 --train.max_steps 1000 --data.dataset DIR. "
+        "Checkpoints, metrics.jsonl and the final model (OUT/model) go to output_dir.",
+        allow_abbrev=False,
+    )
+    p.add_argument(
+        "--config", type=Path, help="TOML recipe (default: the built-in defaults, bert-mini for one epoch)"
+    )
+    p.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="PATH",
+        help="continue from the newest checkpoint in output_dir, or from PATH (a checkpoint or output dir)",
+    )
+    p.add_argument("--budget", help="wall-clock budget, e.g. 2h, 90m (same as --train.budget)")
+    p.add_argument("--out", type=Path, help="output directory (same as --output_dir)")
+    p.set_defaults(func=cmd_pretrain, accepts_overrides=True)
 
 
 # ------------------------------------------------------------------------------------- parser
@@ -342,20 +643,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "demo",
-        help="run the bundled demo (no download)",
-        description="Train a WordPiece vocabulary on the bundled corpus, build and save a BERT, "
-        "check the checkpoint round trip and measure embedding speed.",
+        help="pretrain a small BERT on the bundled corpus (no download)",
+        description="Train a WordPiece vocabulary on the bundled English and Chinese books, build the "
+        "pretraining dataset, pretrain a bert-tiny with MLM + NSP for a wall-clock budget, compare its "
+        "held-out MLM accuracy with the unigram baseline, run fill-mask, and save model, metrics and plot.",
     )
     p.add_argument(
         "--out", default="bertforge-demo", help="directory for the demo's outputs (default: %(default)s)"
     )
+    p.add_argument(
+        "--budget",
+        default="3m",
+        help="pretraining wall-clock budget, e.g. 90s, 3m, 1h (default: %(default)s)",
+    )
     p.set_defaults(func=cmd_demo)
+    _add_task_commands(sub)
+    _add_data_commands(sub)
+    _add_pretrain_command(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # `pretrain` takes free-form recipe overrides (--optim.lr 1e-4); other commands reject extras.
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "accepts_overrides", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.overrides = extra
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )

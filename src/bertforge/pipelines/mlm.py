@@ -1,4 +1,4 @@
-"""Inference pipelines that turn a checkpoint and text into answers. So far: fill-mask."""
+"""Fill-mask: the most likely tokens behind every [MASK] of a text, from a masked-LM checkpoint."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import checkpoint_keys
-from .errors import BertForgeError
-from .heads import BertForMaskedLM
-from .tokenizer import BertTokenizer
+from ..checkpoint import checkpoint_keys
+from ..errors import BertForgeError
+from ..heads import BertForMaskedLM
+from ..tokenizer import BertTokenizer
 
 _MLM_HEAD_KEY = "cls.predictions.transform.dense.weight"
 

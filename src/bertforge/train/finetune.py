@@ -1,0 +1,333 @@
+"""Fine-tune a BERT checkpoint on a task file: classification, regression, NER, QA, multiple choice.
+
+One run: read the training and dev files with the task's reader, build the label set from the
+training data (a dev label outside it is an error, not a silent zero), encode (see
+:mod:`bertforge.tasks.preprocess`), then train with AdamW and a warm-up + linear schedule
+(:mod:`.optim`) over length-grouped batches (:mod:`bertforge.tasks.preprocess_batches`), evaluating
+on the dev file after every epoch (or every ``eval_steps``) with the same pipelines as
+``bertforge evaluate``. Whenever the task's main metric improves, the model is saved to ``out``,
+which therefore always holds the best model as a normal checkpoint (config.json with id2label /
+label2id / problem_type, model.safetensors, tokenizer files; each file written atomically), next to
+``finetune_config.json`` (the resolved config) and ``metrics.jsonl`` (one line per evaluation, and a
+train-loss line every 10 steps; ``metrics.png`` plots them when matplotlib is installed).
+
+Training truncates pairs and single texts to ``max_seq_length`` (NER sentences and QA contexts are
+windowed instead, see the preprocessing modules); evaluation reads a dev text longer than that in
+overlapping windows, exactly as ``bertforge predict`` would, so the dev figure is the figure a user
+of the saved model gets.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import BertForgeError
+from ..fileio import atomic_write_json
+from ..pipelines.common import FINETUNE_CONFIG_FILE, InferenceSettings, autocast, model_class
+from ..pipelines.evaluation import check_labelled, evaluate_examples, read_examples
+from ..tasks.metrics import MAIN_METRIC
+from ..tasks.preprocess import encode_choices, encode_tagged, encode_texts, label_maps, tag_list
+from ..tasks.preprocess_batches import collate, feature_length, length_grouped_batches, random_batches
+from ..tasks.preprocess_qa import answer_char_spans, encode_qa
+from ..tokenizer import BertTokenizer
+from .finetune_config import FinetuneConfig
+from .logging import MetricsLogger, plot_metrics, progress_bar, read_metrics
+from .optim import OptimConfig, ScheduleConfig, build_optimizer, build_scheduler
+
+logger = logging.getLogger(__name__)
+
+METRICS_FILE = "metrics.jsonl"
+LOG_STEPS = 10  # a train-loss line in metrics.jsonl every this many steps
+
+
+@dataclass
+class FinetuneResult:
+    """What a run produced: where the best model is, its dev metrics, and every evaluation."""
+
+    out: Path
+    main_metric: str
+    best_value: float | None  # None without a dev file
+    best_step: int
+    best_metrics: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    steps: int = 0
+    train_seconds: float = 0.0
+    train_examples_per_second: float = 0.0
+    skipped: list[str] = field(default_factory=list)
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _labels(config: FinetuneConfig, train: list[Any], dev: list[Any]) -> list[str] | None:
+    """The label set from the training data; a dev label outside it is an error naming the row."""
+    if config.task == "classification":
+        from ..tasks.readers import label_list
+
+        labels = label_list(train)
+        dev_labels = [(e.line, str(e.label)) for e in dev if e.label is not None]
+    elif config.task == "ner":
+        labels = tag_list(train)
+        dev_labels = [(e.line, t) for e in dev for t in e.tags or ()]
+    else:
+        return None
+    known = set(labels)
+    for line, label in dev_labels:
+        if label not in known:
+            raise BertForgeError(
+                f"{config.dev}:{line}: label {label!r} does not occur in the training data "
+                f"({', '.join(sorted(known)[:20])}); fix the label or add training examples with it"
+            )
+    return labels
+
+
+def _model_overrides(config: FinetuneConfig, labels: list[str] | None, version_2: bool) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    if labels is not None:
+        id2label, label2id = label_maps(labels)
+        overrides.update(id2label=id2label, label2id=label2id)
+        if config.task == "classification":
+            overrides["problem_type"] = "single_label_classification"
+    elif config.task == "regression":
+        overrides.update(id2label={0: "LABEL_0"}, label2id={"LABEL_0": 0}, problem_type="regression")
+    elif config.task == "qa":
+        overrides.update(id2label={0: "LABEL_0", 1: "LABEL_1"}, label2id={"LABEL_0": 0, "LABEL_1": 1})
+    if config.dropout is not None:
+        overrides.update(hidden_dropout_prob=config.dropout, attention_probs_dropout_prob=config.dropout)
+    return overrides
+
+
+def _encode(
+    config: FinetuneConfig, examples: list[Any], tokenizer: BertTokenizer, label2id: dict[str, int] | None
+) -> list[dict[str, Any]]:
+    assert config.max_seq_length is not None
+    if config.task in ("classification", "regression"):
+        return encode_texts(
+            examples, tokenizer, config.max_seq_length, label2id, config.task == "regression", config.train
+        )
+    if config.task == "ner":
+        assert label2id is not None
+        return encode_tagged(
+            examples,
+            tokenizer,
+            label2id,
+            config.max_seq_length,
+            config.window_stride,
+            config.label_all_subwords,
+            config.train,
+        )
+    if config.task == "qa":
+        return encode_qa(
+            [e.question for e in examples],
+            [e.context for e in examples],
+            tokenizer,
+            config.max_seq_length,
+            config.doc_stride,
+            config.max_query_length,
+            answers=answer_char_spans(examples),
+        )
+    return encode_choices(examples, tokenizer, config.max_seq_length)
+
+
+_MODEL_KEYS = ("input_ids", "attention_mask", "token_type_ids", "labels", "start_positions", "end_positions")
+
+
+def training_step(
+    model: Any,
+    batch: dict[str, torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    dtype: torch.dtype | None = None,
+    max_grad_norm: float = 1.0,
+) -> float:
+    """One optimisation step on a collated batch (autocast to ``dtype``, clipping); returns the loss."""
+    device = next(model.parameters()).device
+    inputs = {k: v.to(device) for k, v in batch.items() if k in _MODEL_KEYS}
+    with autocast(dtype, device):
+        loss = model(**inputs).loss
+    loss.backward()
+    if max_grad_norm > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return float(loss.detach())
+
+
+def finetune(config: FinetuneConfig, progress: bool = True) -> FinetuneResult:
+    """Run one fine-tuning job; the best model (by the task's main metric on dev) ends up in ``config.out``."""
+    config = config.resolved()
+    assert config.max_seq_length is not None
+    _seed_everything(config.seed)
+    out = Path(config.out)
+    if out.exists() and not out.is_dir():
+        raise BertForgeError(f"--out {out} is a file; pass a directory for the fine-tuned checkpoint")
+    read_options: dict[str, Any] = {
+        "text_column": config.text_column,
+        "pair_column": config.pair_column,
+        "label_column": config.label_column,
+        "on_error": config.on_error,
+    }
+    train, skipped = read_examples(config.task, config.train, **read_options)
+    dev: list[Any] = []
+    if config.dev is not None:
+        dev, dev_skipped = read_examples(config.task, config.dev, **read_options)
+        skipped += dev_skipped
+        check_labelled(config.task, dev, config.dev)
+    train = train[: config.train_limit] if config.train_limit else train
+    dev = dev[: config.dev_limit] if config.dev_limit else dev
+    check_labelled(config.task, train, config.train)
+    for message in skipped:
+        logger.warning("skipped %s", message)
+
+    tokenizer = BertTokenizer.from_pretrained(config.tokenizer or config.model)
+    labels = _labels(config, train, dev)
+    version_2 = (
+        bool(config.version_2)
+        if config.version_2 is not None
+        else (config.task == "qa" and any(e.is_impossible for e in train))
+    )
+    model = model_class(config.task).from_pretrained(
+        config.model, ignore_mismatched_sizes=True, **_model_overrides(config, labels, version_2)
+    )
+    if config.task == "qa":
+        model.config = model.config.replace(
+            extra={**model.config.extra, "version_2_with_negative": version_2}
+        )
+    model.to(config.device)
+    label2id = model.config.label2id if labels is not None else None
+    features = _encode(config, train, tokenizer, label2id)
+    if not features:
+        raise BertForgeError(f"{config.train} gave no training features; check the file")
+    lengths = [feature_length(f) for f in features]
+
+    steps_per_epoch = math.ceil(len(features) / config.batch_size)
+    total_steps = max(1, math.ceil(steps_per_epoch * config.epochs))
+    optimizer = build_optimizer(
+        model,
+        OptimConfig(
+            lr=config.lr,
+            weight_decay=config.weight_decay,
+            eps=config.adam_eps,
+            max_grad_norm=config.max_grad_norm,
+        ),
+    )
+    scheduler = build_scheduler(optimizer, ScheduleConfig(warmup=config.warmup, decay="linear"), total_steps)
+    settings = InferenceSettings(
+        max_length=config.max_seq_length,
+        stride=config.doc_stride if config.task == "qa" else config.window_stride,
+        max_query_length=config.max_query_length,
+        batch_size=config.eval_batch_size,
+        dtype=torch.bfloat16 if config.bf16 else None,
+    )
+    logger.info(
+        "fine-tuning %s (%s parameters) on %d examples -> %d features, %d steps; config %s",
+        type(model).__name__,
+        f"{model.num_parameters():,}",
+        len(train),
+        len(features),
+        total_steps,
+        config.to_dict(),
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(
+        out / FINETUNE_CONFIG_FILE, {**config.to_dict(), "labels": labels, "version_2": version_2}
+    )
+    metrics_log = MetricsLogger(out / METRICS_FILE)
+
+    main = MAIN_METRIC[config.task]
+    result = FinetuneResult(out, main, None, 0, {}, skipped=skipped)
+    saved_tokenizer = False
+
+    def save() -> None:
+        nonlocal saved_tokenizer
+        model.save_pretrained(out)
+        if not saved_tokenizer:
+            tokenizer.save_pretrained(out)
+            saved_tokenizer = True
+
+    def evaluate(step: int, epoch: float, train_loss: float) -> bool:
+        """Evaluate, log, keep the best; True when patience has run out."""
+        record: dict[str, Any] = {
+            "event": "eval",
+            "step": step,
+            "epoch": round(epoch, 4),
+            "train_loss": train_loss,
+        }
+        record["lr"] = scheduler.get_last_lr()[0]
+        if dev:
+            metrics, _ = evaluate_examples(config.task, model, tokenizer, dev, settings)
+            model.train()
+            record.update({f"dev_{k}": v for k, v in metrics.items() if not isinstance(v, dict)})
+            value = float(metrics[main])
+            improved = result.best_value is None or value > result.best_value
+            if improved:
+                result.best_value, result.best_step, result.best_metrics = value, step, metrics
+                save()
+            record["best"] = improved
+        record["elapsed"] = round(time.perf_counter() - start, 2)
+        result.history.append(record)
+        metrics_log.log(record)
+        logger.info("evaluation at step %d: %s", step, record)
+        if config.patience is None or not dev:
+            return False
+        since_best = sum(1 for r in result.history if r["step"] > result.best_step)
+        return since_best >= config.patience
+
+    bar = progress_bar(total_steps, enabled=progress, desc=f"finetune {config.task}")
+    model.train()
+    step, running, seen, train_time = 0, [], 0, 0.0
+    start = time.perf_counter()
+    stop = False
+    epoch = 0
+    while step < total_steps and not stop:
+        order = (
+            length_grouped_batches(lengths, config.batch_size, config.seed, epoch)
+            if config.group_by_length
+            else random_batches(len(features), config.batch_size, config.seed, epoch)
+        )
+        for indices in order:
+            tick = time.perf_counter()
+            batch = collate([features[i] for i in indices], tokenizer.pad_token_id)
+            loss = training_step(model, batch, optimizer, scheduler, settings.dtype, config.max_grad_norm)
+            train_time += time.perf_counter() - tick
+            step += 1
+            seen += len(indices)
+            running.append(loss)
+            bar.update(1)
+            bar.set_postfix(loss=f"{running[-1]:.4f}")
+            if step % LOG_STEPS == 0:
+                metrics_log.log(
+                    {"event": "train", "step": step, "loss": running[-1], "lr": scheduler.get_last_lr()[0]}
+                )
+            at_epoch_end = step % steps_per_epoch == 0 or step == total_steps
+            due = step % config.eval_steps == 0 if config.eval_steps else at_epoch_end
+            if due or step == total_steps:
+                train_loss = float(np.mean(running)) if running else float("nan")
+                running = []
+                stop = evaluate(step, step / steps_per_epoch, train_loss)
+            if stop or step >= total_steps:
+                break
+        epoch += 1
+    bar.close()
+    if not dev:
+        save()
+    metrics_log.close()
+    if config.plot:
+        plot_metrics(read_metrics(out / METRICS_FILE), out / "metrics.png", title=f"finetune {config.task}")
+    result.steps = step
+    result.train_seconds = train_time
+    result.train_examples_per_second = seen / train_time if train_time else 0.0
+    return result
