@@ -123,10 +123,14 @@ def main() -> None:
                 best[name] = min(best[name], (time.perf_counter() - start) / args.steps)
         for name in runners:
             ratio = best["transformers"] / best[name]
-            print(f"{dtype_name:<6} {name:<13} {tokens / best[name]:>9.0f} {best[name] * 1e3:>8.0f} {ratio:>5.2f}x")
+            print(
+                f"{dtype_name:<6} {name:<13} {tokens / best[name]:>9.0f} {best[name] * 1e3:>8.0f} {ratio:>5.2f}x"
+            )
         drift = abs(first_losses["bertforge"] - first_losses["transformers"])
-        print(f"{dtype_name:<6} first-step loss: bertforge {first_losses['bertforge']:.4f}, "
-              f"transformers {first_losses['transformers']:.4f} (|diff| {drift:.1e}; dropout masks differ)")
+        print(
+            f"{dtype_name:<6} first-step loss: bertforge {first_losses['bertforge']:.4f}, "
+            f"transformers {first_losses['transformers']:.4f} (|diff| {drift:.1e}; dropout masks differ)"
+        )
 
 
 if __name__ == "__main__":
