@@ -466,3 +466,42 @@ def test_pretraining_loss_is_zero_not_nan_when_nothing_is_masked(batch):
 def test_pretraining_loss_without_labels_says_what_it_needs(batch):
     with pytest.raises(ValueError, match="needs labels"):
         bf_model("BertForMaskedLM").pretraining_loss(**batch)
+
+
+def test_forward_rows_equals_forward_at_those_positions(batch):
+    model = bf_model("BertModel")
+    rows = torch.tensor([[0, 3, 9], [0, 6, 0], [0, 2, 2]])
+    with torch.no_grad():
+        full = model(**batch)
+        subset = model.forward_rows(
+            batch["input_ids"], rows, batch["attention_mask"], batch["token_type_ids"]
+        )
+    expected = full.last_hidden_state.gather(1, rows[..., None].expand(-1, -1, HIDDEN))
+    assert subset.last_hidden_state.shape == (BATCH, 3, HIDDEN)
+    assert_close(subset.last_hidden_state, expected)
+    assert_close(subset.pooler_output, full.pooler_output)
+
+
+@pytest.mark.parametrize("masked_per_row", [1, 8])  # 8 of 11: too many, the full-sequence path runs
+def test_pretraining_loss_is_the_same_whichever_path_computes_it(batch, masked_per_row):
+    from bertforge.heads import _masked_rows
+
+    model = bf_model("BertForPreTraining")
+    labels = torch.full((BATCH, SEQ), -100)
+    gen = torch.Generator().manual_seed(5)
+    for row in range(BATCH):
+        picked = torch.randperm(SEQ - 1, generator=gen)[:masked_per_row] + 1
+        labels[row, picked] = torch.randint(5, VOCAB, (masked_per_row,), generator=gen)
+    nsp = torch.tensor([0, 1, 0])
+    assert (_masked_rows(labels, with_cls=True) is None) == (masked_per_row == 8)
+    with torch.no_grad():
+        ours = model.pretraining_loss(**batch, labels=labels, next_sentence_label=nsp)
+        reference = model(**batch, labels=labels, next_sentence_label=nsp)
+    assert_close(ours.loss, reference.loss)
+    assert ours.mlm_count.item() == BATCH * masked_per_row
+
+
+def test_pretraining_loss_can_skip_the_accuracy_counts(batch):
+    labels = labels_for("BertForPreTraining")
+    out = bf_model("BertForPreTraining").pretraining_loss(**batch, **labels, accuracy=False)
+    assert out.mlm_correct is None and out.mlm_count.item() == 6

@@ -55,7 +55,7 @@ class PreTrainingLossOutput(ModelOutput):
 
     loss: torch.Tensor
     mlm_loss: torch.Tensor
-    mlm_correct: torch.Tensor
+    mlm_correct: torch.Tensor | None
     mlm_count: torch.Tensor
     nsp_loss: torch.Tensor | None = None
     nsp_correct: torch.Tensor | None = None

@@ -70,7 +70,7 @@ class _LossModule(nn.Module):
         self.model = model
 
     def forward(self, **batch: torch.Tensor) -> Any:
-        return self.model.pretraining_loss(**batch)  # type: ignore[operator]
+        return self.model.pretraining_loss(**batch, accuracy=False)  # type: ignore[operator]
 
 
 # ----------------------------------------------------------------------------------- evaluation
