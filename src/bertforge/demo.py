@@ -51,8 +51,7 @@ def unigram_baseline(
 
     train = TokenDataset.open(dataset_dir, split="train")
     counts = np.zeros(train.vocab_size, dtype=np.int64)
-    for name in train.shard_names:
-        ids = np.load(train.path / f"{name}.ids.npy", mmap_mode="r")
+    for ids in train.shard_arrays("ids"):
         counts += np.bincount(ids, minlength=train.vocab_size)
     counts[list(special_ids)] = 0  # never a masking target, so never a fair guess
     top = int(counts.argmax())

@@ -121,6 +121,13 @@ class TokenDataset:
             arrays[kind] = np.load(file, mmap_mode="r")
         return arrays
 
+    def shard_arrays(self, kind: str) -> list[np.ndarray]:
+        """One memory-mapped array per shard, in order: ``kind`` is "ids", "word_starts",
+        "sentences" or "documents" (the on-disk layout in the module docstring)."""
+        if kind not in ARRAYS:
+            raise BertForgeError(f"unknown shard array {kind!r}; choose from {', '.join(ARRAYS)}")
+        return [shard[kind] for shard in self._shards]
+
     def __len__(self) -> int:
         return self.num_documents
 
