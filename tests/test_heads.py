@@ -484,7 +484,7 @@ def test_forward_rows_equals_forward_at_those_positions(batch):
 
 @pytest.mark.parametrize("masked_per_row", [1, 8])  # 8 of 11: too many, the full-sequence path runs
 def test_pretraining_loss_is_the_same_whichever_path_computes_it(batch, masked_per_row):
-    from bertforge.heads import _masked_rows
+    from bertforge.masked_lm import masked_rows
 
     model = bf_model("BertForPreTraining")
     labels = torch.full((BATCH, SEQ), -100)
@@ -493,7 +493,7 @@ def test_pretraining_loss_is_the_same_whichever_path_computes_it(batch, masked_p
         picked = torch.randperm(SEQ - 1, generator=gen)[:masked_per_row] + 1
         labels[row, picked] = torch.randint(5, VOCAB, (masked_per_row,), generator=gen)
     nsp = torch.tensor([0, 1, 0])
-    assert (_masked_rows(labels, with_cls=True) is None) == (masked_per_row == 8)
+    assert (masked_rows(labels, with_cls=True) is None) == (masked_per_row == 8)
     with torch.no_grad():
         ours = model.pretraining_loss(**batch, labels=labels, next_sentence_label=nsp)
         reference = model(**batch, labels=labels, next_sentence_label=nsp)

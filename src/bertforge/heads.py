@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import BertConfig
+from .masked_lm import IGNORE_INDEX, masked_lm_inputs, masked_positions_loss, sentence_loss
 from .model import BertModel, BertPreTrainedModel, Dropout, activation, deferred_init
 from .outputs import (
     BertForPreTrainingOutput,
@@ -25,8 +26,6 @@ from .outputs import (
     SequenceClassifierOutput,
     TokenClassifierOutput,
 )
-
-IGNORE_INDEX = -100
 
 
 class BertPredictionHeadTransform(nn.Module):
@@ -119,80 +118,6 @@ def _mlm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     )
 
 
-def _masked_positions_loss(
-    head: BertLMPredictionHead, hidden: torch.Tensor, targets: torch.Tensor, accuracy: bool = True
-) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-    """MLM loss, correct predictions and count for (M, H) hidden states of the M masked positions.
-
-    Only the masked rows go through the transform and the (V, H) decoder: with 15% masking this
-    skips ~85% of the vocabulary projection and of the (B*T, V) softmax, which together cost more
-    than a small encoder (2026-11: 1.9x fewer MACs per step for bert-small). The mean over masked
-    positions is the same value as transformers' full-sequence loss.
-    """
-    logits = head(hidden).float()  # (M, V)
-    count = torch.tensor(targets.numel(), device=targets.device)
-    # sum / count rather than mean: a batch with nothing masked gives 0, not NaN.
-    loss = F.cross_entropy(logits, targets, reduction="sum") / count.clamp(min=1)
-    # The argmax over (M, V) costs ~1.5% of a bert-small step; training skips it, evaluation asks.
-    correct = (logits.detach().argmax(-1) == targets).sum() if accuracy else None
-    return loss, correct, count
-
-
-def _masked_rows(
-    labels: torch.Tensor, with_cls: bool
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
-    """Which rows the encoder's last layer must compute: (rows (B, P), positions (B, P'), valid (B, P')).
-
-    ``positions`` are each sequence's masked positions in order, padded with 0 up to the longest
-    count P'; ``valid`` marks the real ones; ``rows`` = positions, preceded by [CLS] (position 0)
-    when the sentence head needs it. None when the subset would not be much smaller than T.
-    """
-    masked = labels != IGNORE_INDEX  # (B, T)
-    counts = masked.sum(1)
-    width = int(counts.max())
-    if width == 0 or 2 * (width + with_cls) > labels.shape[1]:
-        return None
-    # A stable sort puts the masked positions first, in their original order.
-    order = torch.sort((~masked).to(torch.uint8), dim=1, stable=True).indices[:, :width]
-    valid = torch.arange(width, device=labels.device) < counts[:, None]
-    positions = torch.where(valid, order, 0)
-    rows = F.pad(positions, (1, 0)) if with_cls else positions  # (B, P) with [CLS] first
-    return rows, positions, valid
-
-
-def _masked_lm_inputs(
-    bert: BertModel,
-    input_ids: torch.Tensor,
-    attention_mask: torch.Tensor | None,
-    token_type_ids: torch.Tensor | None,
-    labels: torch.Tensor,
-    with_cls: bool,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Encode, and return the (M, H) hidden states at the masked positions, their (M,) target ids
-    and the pooled [CLS] vector. The last layer runs only where needed (BertModel.forward_rows)."""
-    plan = _masked_rows(labels, with_cls)
-    if plan is None:
-        out = bert(input_ids, attention_mask, token_type_ids)
-        flat_labels = labels.reshape(-1)
-        positions = (flat_labels != IGNORE_INDEX).nonzero().squeeze(1)  # (M,)
-        hidden = out.last_hidden_state.reshape(-1, out.last_hidden_state.shape[-1]).index_select(0, positions)
-        return hidden, flat_labels.index_select(0, positions), out.pooler_output
-    rows, positions, valid = plan
-    out = bert.forward_rows(input_ids, rows, attention_mask, token_type_ids)
-    at_masks = out.last_hidden_state[:, 1:] if with_cls else out.last_hidden_state  # (B, P', H)
-    return at_masks[valid], labels.gather(1, positions)[valid], out.pooler_output
-
-
-def _sentence_loss(
-    logits: torch.Tensor, labels: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    logits = logits.float()
-    labels = labels.reshape(-1)
-    loss = F.cross_entropy(logits, labels)
-    correct = (logits.detach().argmax(-1) == labels).sum()
-    return loss, correct, torch.tensor(labels.numel(), device=labels.device)
-
-
 def _classifier_dropout(config: BertConfig) -> float:
     return config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
 
@@ -252,16 +177,16 @@ class BertForPreTraining(_TiedDecoderMixin, BertPreTrainedModel):
         (``mlm_correct``/``nsp_correct`` are then None), which a training step does not need."""
         if labels is None:
             raise ValueError("pretraining_loss needs labels: token ids at masked positions, -100 elsewhere")
-        hidden, targets, pooled = _masked_lm_inputs(
+        hidden, targets, pooled = masked_lm_inputs(
             self.bert, input_ids, attention_mask, token_type_ids, labels, with_cls=True
         )
-        mlm_loss, mlm_correct, mlm_count = _masked_positions_loss(
+        mlm_loss, mlm_correct, mlm_count = masked_positions_loss(
             self.cls.predictions, hidden, targets, accuracy
         )
         if next_sentence_label is None:
             return PreTrainingLossOutput(mlm_loss, mlm_loss, mlm_correct, mlm_count)
         assert pooled is not None
-        nsp_loss, nsp_correct, nsp_count = _sentence_loss(
+        nsp_loss, nsp_correct, nsp_count = sentence_loss(
             self.cls.seq_relationship(pooled), next_sentence_label
         )
         return PreTrainingLossOutput(
@@ -309,10 +234,10 @@ class BertForMaskedLM(_TiedDecoderMixin, BertPreTrainedModel):
         the objective of RoBERTa-style pretraining, with no pooler and no sentence head."""
         if labels is None:
             raise ValueError("pretraining_loss needs labels: token ids at masked positions, -100 elsewhere")
-        hidden, targets, _ = _masked_lm_inputs(
+        hidden, targets, _ = masked_lm_inputs(
             self.bert, input_ids, attention_mask, token_type_ids, labels, with_cls=False
         )
-        loss, correct, count = _masked_positions_loss(self.cls.predictions, hidden, targets, accuracy)
+        loss, correct, count = masked_positions_loss(self.cls.predictions, hidden, targets, accuracy)
         return PreTrainingLossOutput(loss, loss, correct, count)
 
 
