@@ -1,0 +1,388 @@
+"""The ``bertforge`` command line: subcommands that parse arguments, call the library, print results.
+
+User mistakes (a missing file, a bad value) print one line, ``bertforge: error: ...`` naming the
+problem and the fix, and exit with code 2 and no traceback. Everything else is a bug and keeps
+its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import BertForgeError
+from .common import EXIT_USAGE, Parser, positive_int
+from .pretrain import add_data_commands, add_pretrain_command
+from .tasks import add_task_commands
+
+
+# ----------------------------------------------------------------------------------- tokenize
+def cmd_tokenize(args: argparse.Namespace) -> None:
+    from ..tokenizer import BertTokenizer
+
+    tokenizer = BertTokenizer.from_pretrained(args.tokenizer)
+    kwargs: dict[str, Any] = {"return_offsets_mapping": True}
+    if args.max_length:
+        kwargs.update(truncation=True, max_length=args.max_length)
+    encoding = tokenizer(args.text, args.pair, **kwargs)
+    tokens = tokenizer.convert_ids_to_tokens(encoding["input_ids"])
+    rows = list(
+        zip(
+            tokens, encoding["input_ids"], encoding["token_type_ids"], encoding["offset_mapping"], strict=True
+        )
+    )
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "tokens": tokens,
+                    "input_ids": encoding["input_ids"],
+                    "token_type_ids": encoding["token_type_ids"],
+                    "offsets": [list(o) for o in encoding["offset_mapping"]],
+                },
+                ensure_ascii=False,
+            )
+        )
+        return
+    width = max(len(t) for t in tokens)
+    print(f"{'token':<{width}}  {'id':>6}  type  offsets")
+    for token, token_id, type_id, (start, end) in rows:
+        print(f"{token:<{width}}  {token_id:>6}  {type_id:>4}  {start}-{end}")
+    print(f"{len(tokens)} tokens")
+
+
+def cmd_train_tokenizer(args: argparse.Namespace) -> None:
+    import time
+
+    from ..tokenizer import BertTokenizer
+
+    start = time.perf_counter()
+    tokenizer = BertTokenizer.train(
+        [str(p) for p in args.files],
+        vocab_size=args.vocab_size,
+        min_frequency=args.min_frequency,
+        lowercase=not args.cased,
+        tokenize_chinese_chars=not args.no_chinese_chars,
+        limit_alphabet=args.limit_alphabet,
+        show_progress=sys.stderr.isatty(),
+        save_to=args.out,
+    )
+    print(
+        f"trained a {tokenizer.vocab_size}-token WordPiece vocabulary in {time.perf_counter() - start:.1f}s"
+    )
+    print(f"saved vocab.txt, tokenizer.json, tokenizer_config.json, special_tokens_map.json to {args.out}")
+
+
+# --------------------------------------------------------------------------------------- info
+def parameter_groups(keys_and_sizes: dict[str, int]) -> dict[str, int]:
+    """Parameter counts by part of the model, from normalised tensor names."""
+    groups: dict[str, int] = defaultdict(int)
+    for key, size in keys_and_sizes.items():
+        bare = key.removeprefix("bert.")
+        if bare.startswith("embeddings."):
+            groups["embeddings"] += size
+        elif bare.startswith("encoder.layer."):
+            groups["encoder"] += size
+        elif bare.startswith("pooler."):
+            groups["pooler"] += size
+        elif key.startswith("cls.predictions."):
+            groups["masked-LM head"] += size
+        elif key.startswith("cls.seq_relationship."):
+            groups["next-sentence head"] += size
+        elif key.startswith(("classifier.", "qa_outputs.")):
+            groups["task head"] += size
+        else:
+            groups["other"] += size
+    return dict(groups)
+
+
+def cmd_info(args: argparse.Namespace) -> None:
+    from ..checkpoint import normalize_state_dict, read_state_dict
+    from ..config import BertConfig
+
+    path = Path(args.checkpoint)
+    config = BertConfig.from_pretrained(path)
+    state = normalize_state_dict(read_state_dict(path), prefix="bert")
+    sizes = {k: v.numel() for k, v in state.items()}
+    groups = parameter_groups(sizes)
+    dtypes = sorted({str(v.dtype).removeprefix("torch.") for v in state.values()})
+    tokenizer_files = [n for n in ("vocab.txt", "tokenizer.json") if (path / n).is_file()]
+    info = {
+        "path": str(path),
+        "architectures": config.extra.get("architectures", []),
+        "layers": config.num_hidden_layers,
+        "hidden_size": config.hidden_size,
+        "attention_heads": config.num_attention_heads,
+        "intermediate_size": config.intermediate_size,
+        "vocab_size": config.vocab_size,
+        "max_position_embeddings": config.max_position_embeddings,
+        "hidden_act": config.hidden_act,
+        "weights_dtype": dtypes,
+        "parameters": {**groups, "total": sum(groups.values())},
+        "per_layer": groups.get("encoder", 0) // config.num_hidden_layers,
+        "labels": config.id2label
+        if any(k.startswith(("classifier.", "qa_outputs.")) for k in state)
+        else None,
+        "tokenizer": tokenizer_files or None,
+    }
+    if args.json:
+        print(json.dumps(info, ensure_ascii=False, indent=2))
+        return
+    print(f"checkpoint      {path}")
+    print(f"architecture    {', '.join(info['architectures']) or 'unknown'}")
+    print(
+        f"shape           {config.num_hidden_layers} layers, hidden {config.hidden_size}, "
+        f"{config.num_attention_heads} heads, feed-forward {config.intermediate_size}, {config.hidden_act}"
+    )
+    print(
+        f"vocabulary      {config.vocab_size} tokens, {config.max_position_embeddings} positions, "
+        f"{config.type_vocab_size} segment types"
+    )
+    print(f"weights         {', '.join(dtypes)}")
+    print("parameters")
+    for name, count in groups.items():
+        extra = f"  ({info['per_layer']:,} per layer)" if name == "encoder" else ""
+        print(f"  {name:<20} {count:>14,}{extra}")
+    print(f"  {'total':<20} {sum(groups.values()):>14,}")
+    if info["labels"]:
+        print(f"labels          {info['labels']}")
+    print(f"tokenizer       {', '.join(tokenizer_files) if tokenizer_files else 'none in this directory'}")
+
+
+# ---------------------------------------------------------------------------------- fill-mask
+def cmd_fill_mask(args: argparse.Namespace) -> None:
+    from ..pipelines import fill_mask, load_masked_lm
+    from ..tokenizer import BertTokenizer
+
+    tokenizer = BertTokenizer.from_pretrained(args.tokenizer or args.checkpoint)
+    model = load_masked_lm(args.checkpoint)
+    predictions = fill_mask(model, tokenizer, args.text, top_k=args.top_k)
+    if args.json:
+        print(json.dumps([[vars(p) for p in mask] for mask in predictions], ensure_ascii=False))
+        return
+    for index, candidates in enumerate(predictions):
+        if len(predictions) > 1:
+            print(f"[MASK] #{index + 1}")
+        for candidate in candidates:
+            print(f"  {candidate.score:7.4f}  {candidate.token:<15} {candidate.sequence}")
+
+
+# -------------------------------------------------------------------------------------- embed
+def cmd_embed(args: argparse.Namespace) -> None:
+    import numpy as np
+    import torch
+
+    from ..embed import Embedder
+    from ..fileio import atomic_open
+
+    if args.input == "-":
+        texts = sys.stdin.read().splitlines()
+    else:
+        source = Path(args.input)
+        if not source.is_file():
+            raise BertForgeError(
+                f"input file {source} not found; pass a text file with one text per line, or - for stdin"
+            )
+        texts = source.read_text(encoding="utf-8").splitlines()
+    output = Path(args.output) if args.output else None
+    fmt = args.format or (
+        output.suffix.lstrip(".") if output and output.suffix in (".npy", ".jsonl") else "jsonl"
+    )
+    if fmt == "npy" and output is None:
+        raise BertForgeError(
+            "--format npy needs --output FILE.npy (binary output is not written to the terminal)"
+        )
+    overrides: dict[str, Any] = {"batch_size": args.batch_size}
+    for name in ("pooling", "max_length"):
+        if getattr(args, name) is not None:
+            overrides[name] = getattr(args, name)
+    if args.normalize is not None:
+        overrides["normalize"] = args.normalize
+    if args.dtype != "float32":
+        overrides["dtype"] = getattr(torch, args.dtype)
+    embedder = Embedder.from_pretrained(args.checkpoint, **overrides)
+    vectors = embedder(texts, show_progress=sys.stderr.isatty()).numpy()
+    if fmt == "npy":
+        with atomic_open(output, "wb") as handle:  # type: ignore[arg-type]
+            np.save(handle, vectors)
+    else:
+        lines = (
+            json.dumps({"index": i, "text": t, "embedding": v.tolist()}, ensure_ascii=False) + "\n"
+            for i, (t, v) in enumerate(zip(texts, vectors, strict=True))
+        )
+        if output is None:
+            sys.stdout.writelines(lines)
+        else:
+            with atomic_open(output, "w") as handle:
+                handle.writelines(lines)
+    if output is not None:
+        print(f"wrote {len(texts)} embeddings of size {vectors.shape[1]} to {output}", file=sys.stderr)
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from ..demo import run_demo
+
+    run_demo(Path(args.out), budget=args.budget)
+
+
+# ------------------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
+    parser = Parser(prog="bertforge", description="A complete, fast, hackable BERT.")
+    parser.add_argument("--version", action="version", version=f"bertforge {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what the library does")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")
+
+    p = sub.add_parser(
+        "tokenize",
+        help="show the WordPiece tokens and ids of a text or a pair",
+        description="Show the WordPiece tokens, ids, segment ids and character offsets of a text or pair.",
+    )
+    p.add_argument(
+        "tokenizer", help="directory with vocab.txt (a tokenizer or checkpoint dir), or a vocab.txt"
+    )
+    p.add_argument("text")
+    p.add_argument("pair", nargs="?", default=None, help="optional second segment")
+    p.add_argument(
+        "--max-length", type=positive_int, help="truncate the encoding (longest_first) to this length"
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.set_defaults(func=cmd_tokenize)
+
+    p = sub.add_parser(
+        "train-tokenizer",
+        help="learn a WordPiece vocabulary from text files",
+        description="Learn a BERT WordPiece vocabulary from raw text files (English, Chinese, ...).",
+    )
+    p.add_argument("files", nargs="+", type=Path, help="plain-text files (.gz allowed)")
+    p.add_argument("--out", required=True, type=Path, help="directory to write the tokenizer into")
+    p.add_argument("--vocab-size", type=positive_int, default=30522)
+    p.add_argument("--min-frequency", type=positive_int, default=2)
+    p.add_argument("--limit-alphabet", type=positive_int, default=1000)
+    p.add_argument(
+        "--cased", action="store_true", help="keep case and accents (default: lower-case, strip accents)"
+    )
+    p.add_argument(
+        "--no-chinese-chars", action="store_true", help="do not split CJK characters into single tokens"
+    )
+    p.set_defaults(func=cmd_train_tokenizer)
+
+    p = sub.add_parser(
+        "info",
+        help="describe a checkpoint: config and parameter counts by part",
+        description="Describe a checkpoint directory: architecture, shape and parameter counts by part.",
+    )
+    p.add_argument("checkpoint", help="directory with config.json and model.safetensors / pytorch_model.bin")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser(
+        "fill-mask",
+        help="predict the tokens behind [MASK]",
+        description="Predict the most likely tokens for every [MASK] in a text.",
+    )
+    p.add_argument(
+        "checkpoint", help="checkpoint with a masked-LM head (BertForMaskedLM or BertForPreTraining)"
+    )
+    p.add_argument("text", help='text with one or more [MASK], e.g. "Paris is the [MASK] of France."')
+    p.add_argument("--top-k", type=positive_int, default=5)
+    p.add_argument("--tokenizer", help="tokenizer directory, if not the checkpoint directory")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_fill_mask)
+
+    p = sub.add_parser(
+        "embed",
+        help="embed texts (one per line) into vectors",
+        description="Embed texts, one per line, from a file or stdin; write .npy or JSONL. "
+        "sentence-transformers settings in the checkpoint (max length, pooling, normalisation) are honoured.",
+    )
+    p.add_argument("checkpoint")
+    p.add_argument("--input", default="-", help="text file, one text per line (default: stdin)")
+    p.add_argument("--output", help="output file, .npy or .jsonl (default: JSONL on stdout)")
+    p.add_argument(
+        "--format", choices=("npy", "jsonl"), help="output format (default: from --output's suffix)"
+    )
+    p.add_argument("--pooling", choices=("mean", "cls", "max"), help="default: the checkpoint's, else mean")
+    p.add_argument(
+        "--normalize", action=argparse.BooleanOptionalAction, default=None, help="unit-length vectors"
+    )
+    p.add_argument("--batch-size", type=positive_int, default=32)
+    p.add_argument("--max-length", type=positive_int, help="truncate texts to this many tokens")
+    p.add_argument(
+        "--dtype",
+        choices=("float32", "bfloat16", "float16"),
+        default="float32",
+        help="run the encoder in this dtype (bfloat16 is several times faster on AMX CPUs and GPUs)",
+    )
+    p.set_defaults(func=cmd_embed)
+
+    p = sub.add_parser(
+        "demo",
+        help="pretrain a small BERT on the bundled corpus (no download)",
+        description="Train a WordPiece vocabulary on the bundled English and Chinese books, build the "
+        "pretraining dataset, pretrain a bert-tiny with MLM + NSP for a wall-clock budget, compare its "
+        "held-out MLM accuracy with the unigram baseline, run fill-mask, and save model, metrics and plot.",
+    )
+    p.add_argument(
+        "--out", default="bertforge-demo", help="directory for the demo's outputs (default: %(default)s)"
+    )
+    p.add_argument(
+        "--budget",
+        default="3m",
+        help="pretraining wall-clock budget, e.g. 90s, 3m, 1h (default: %(default)s)",
+    )
+    p.set_defaults(func=cmd_demo)
+    add_task_commands(sub)
+    add_data_commands(sub)
+    add_pretrain_command(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    # `pretrain` takes free-form recipe overrides (--optim.lr 1e-4); other commands reject extras.
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "accepts_overrides", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.overrides = extra
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        args.func(args)
+    except BertForgeError as err:
+        print(f"bertforge: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as err:
+        print(f"bertforge: error: {err.strerror}: {err.filename}; check the path", file=sys.stderr)
+        return EXIT_USAGE
+    except UnicodeDecodeError as err:
+        print(
+            f"bertforge: error: input is not UTF-8 text ({err.reason} at byte {err.start}); convert it to UTF-8",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    except OSError as err:
+        if err.errno == 28:  # ENOSPC
+            print(
+                f"bertforge: error: no space left on device writing {err.filename or 'output'}; "
+                "free space and rerun (files already written are intact)",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        raise
+    except KeyboardInterrupt:
+        print("bertforge: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
