@@ -29,7 +29,7 @@ from safetensors.torch import load_file, save_file
 from .config import BertConfig
 from .errors import BertForgeError
 from .fileio import atomic_path
-from .model import BertPreTrainedModel, ModelT, deferred_init
+from .pretrained import BertPreTrainedModel, ModelT, deferred_init
 
 logger = logging.getLogger(__name__)
 

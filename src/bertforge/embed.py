@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 
 from .errors import BertForgeError
-from .model import BertModel, BertPreTrainedModel, key_padding_mask
+from .model import BertModel, key_padding_mask
+from .pretrained import BertPreTrainedModel
 from .tokenizer import BertTokenizer
 
 logger = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from torch import nn
 
 from .config import BertConfig
 from .masked_lm import IGNORE_INDEX, masked_lm_inputs, masked_positions_loss, sentence_loss
-from .model import BertModel, BertPreTrainedModel, Dropout, activation, deferred_init
+from .model import BertModel, Dropout, activation
 from .outputs import (
     BertForPreTrainingOutput,
     MaskedLMOutput,
@@ -26,6 +26,7 @@ from .outputs import (
     SequenceClassifierOutput,
     TokenClassifierOutput,
 )
+from .pretrained import BertPreTrainedModel, deferred_init
 
 
 class BertPredictionHeadTransform(nn.Module):

@@ -9,13 +9,8 @@ Shapes in comments: B batch, T sequence length, H hidden size, N heads, D = H / 
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
-from collections.abc import Callable, Iterator
-from contextvars import ContextVar
-from pathlib import Path
-from typing import Any, TypeVar
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +18,7 @@ from torch import nn
 
 from .config import BertConfig
 from .outputs import BaseModelOutputWithPooling
+from .pretrained import BertPreTrainedModel, deferred_init
 
 _ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "gelu": F.gelu,  # exact, erf-based: what BERT's checkpoints were trained with
@@ -309,110 +305,6 @@ def key_padding_mask(attention_mask: torch.Tensor | None) -> torch.Tensor | None
     if bool(mask.all()):
         return None
     return mask[:, None, None, :]
-
-
-# True while a model is being built inside an enclosing model or for from_pretrained: sub-modules are
-# then created on the meta device and the outermost caller materialises and initialises them once.
-_DEFERRED: ContextVar[bool] = ContextVar("bertforge_deferred_init", default=False)
-
-
-@contextlib.contextmanager
-def deferred_init() -> Iterator[None]:
-    """Create modules on the meta device and skip their initialisation.
-
-    2026-11: building bert-large the plain way spent 3 s in PyTorch's default initialisers and
-    3 s initialising BERT's weights twice (encoder, then head model), all of it thrown away by
-    from_pretrained. Under this context a model costs no memory and no initialisation until the
-    outermost caller materialises it (:meth:`BertPreTrainedModel.post_init`, or the loader).
-    """
-    token = _DEFERRED.set(True)
-    try:
-        with torch.device("meta"):
-            yield
-    finally:
-        _DEFERRED.reset(token)
-
-
-ModelT = TypeVar("ModelT", bound="BertPreTrainedModel")
-
-
-class BertPreTrainedModel(nn.Module):
-    """Shared by BertModel and every head: BERT's weight initialisation and checkpoint I/O.
-
-    Subclasses create their sub-modules inside ``with deferred_init():`` and end ``__init__`` with
-    ``self.post_init()``, which (for the outermost model only) allocates the weights and applies
-    BERT's initialisation exactly once.
-    """
-
-    config: BertConfig
-    # Prefix of the encoder inside a head model ("bert"), or "" for BertModel itself.
-    base_model_prefix = "bert"
-
-    def post_init(self) -> None:
-        if _DEFERRED.get():
-            return  # an enclosing model, or the checkpoint loader, fills the weights
-        self.to_empty(device=torch.get_default_device())
-        self.init_weights()
-
-    def init_weights(self) -> None:
-        self.apply(self._init_module)
-        self.tie_weights()
-
-    def _init_module(self, module: nn.Module) -> None:
-        """BERT's initialisation: normal(0, initializer_range) weights, zero biases, LayerNorm 1/0."""
-        std = self.config.initializer_range
-        if isinstance(module, nn.Linear):
-            nn.init.normal_(module.weight, mean=0.0, std=std)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            nn.init.normal_(module.weight, mean=0.0, std=std)
-            if module.padding_idx is not None:
-                with torch.no_grad():
-                    module.weight[module.padding_idx].zero_()
-        elif isinstance(module, nn.LayerNorm):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
-        elif callable(reset := getattr(module, "reset_extra_parameters", None)):
-            reset()
-
-    def tie_weights(self) -> None:
-        """Re-establish shared parameters (the MLM decoder and the word embeddings); heads override."""
-
-    def num_parameters(self, trainable_only: bool = False) -> int:
-        """Distinct parameters (a tied matrix counts once)."""
-        params = {p.data_ptr(): p for p in self.parameters() if p.requires_grad or not trainable_only}
-        return sum(p.numel() for p in params.values())
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return next(self.parameters()).dtype
-
-    # Checkpoint I/O lives in checkpoint.py; these are thin, discoverable entry points.
-    @classmethod
-    def from_pretrained(
-        cls: type[ModelT],
-        path: str | os.PathLike[str],
-        config: BertConfig | None = None,
-        **kwargs: Any,
-    ) -> ModelT:
-        """Load a Hugging Face-layout checkpoint directory; see :func:`bertforge.checkpoint.load_pretrained`
-        for the options (dtype, device, ignore_mismatched_sizes, config overrides such as num_labels)."""
-        from .checkpoint import load_pretrained
-
-        return load_pretrained(cls, path, config=config, **kwargs)
-
-    def save_pretrained(
-        self, directory: str | os.PathLike[str], *, safe_serialization: bool = True
-    ) -> list[Path]:
-        """Write ``config.json`` + ``model.safetensors`` (or ``pytorch_model.bin``) into ``directory``."""
-        from .checkpoint import save_pretrained
-
-        return save_pretrained(self, directory, safe_serialization=safe_serialization)
 
 
 class BertModel(BertPreTrainedModel):
