@@ -164,3 +164,38 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def resolve_resume(resume: bool | str | Path, output_dir: Path) -> Path | None:
+    """The checkpoint ``--resume`` means: True = the newest in ``output_dir`` (None, with a warning,
+    when there is none yet); a path = that checkpoint, or the newest one in that output directory."""
+    if resume is False or resume is None:
+        return None
+    if resume is True:
+        found = latest_checkpoint(output_dir)
+        if found is None:
+            log.warning("--resume: no checkpoint in %s yet; starting from scratch", output_dir)
+        return found
+    path = Path(resume)
+    if not (path / TRAINER_STATE).is_file() and path.is_dir():
+        found = latest_checkpoint(path)  # an output directory: take its newest checkpoint
+        if found is not None:
+            return found
+    if not path.exists():
+        raise BertForgeError(f"checkpoint {path} to resume from does not exist")
+    return path
+
+
+def check_resume_vocabulary(checkpoint: Path, dataset: Any, model_vocab: int) -> None:
+    """Refuse to resume on a dataset built with another vocabulary than the checkpoint's."""
+    from ..tokenizer import BertTokenizer
+
+    try:
+        dataset.check_tokenizer(BertTokenizer.from_pretrained(checkpoint))
+    except BertForgeError as err:
+        raise BertForgeError(f"cannot resume from {checkpoint}: {err}") from None
+    if model_vocab != dataset.vocab_size:
+        raise BertForgeError(
+            f"checkpoint {checkpoint} has vocab_size {model_vocab} but dataset {dataset.path} has "
+            f"{dataset.vocab_size}; resume with the dataset the run was started on"
+        )

@@ -130,38 +130,6 @@ def _phase_bounds(config: PretrainConfig, total_steps: int | None) -> list[float
     return ends
 
 
-def _resolve_resume(resume: bool | str | Path, output_dir: Path) -> Path | None:
-    if resume is False or resume is None:
-        return None
-    if resume is True:
-        found = ckpt.latest_checkpoint(output_dir)
-        if found is None:
-            log.warning("--resume: no checkpoint in %s yet; starting from scratch", output_dir)
-        return found
-    path = Path(resume)
-    if not (path / ckpt.TRAINER_STATE).is_file() and path.is_dir():
-        found = ckpt.latest_checkpoint(path)  # an output directory: take its newest checkpoint
-        if found is not None:
-            return found
-    if not path.exists():
-        raise BertForgeError(f"checkpoint {path} to resume from does not exist")
-    return path
-
-
-def _check_resume_vocabulary(checkpoint: Path, dataset: Any, model_vocab: int) -> None:
-    from ..tokenizer import BertTokenizer
-
-    try:
-        dataset.check_tokenizer(BertTokenizer.from_pretrained(checkpoint))
-    except BertForgeError as err:
-        raise BertForgeError(f"cannot resume from {checkpoint}: {err}") from None
-    if model_vocab != dataset.vocab_size:
-        raise BertForgeError(
-            f"checkpoint {checkpoint} has vocab_size {model_vocab} but dataset {dataset.path} has "
-            f"{dataset.vocab_size}; resume with the dataset the run was started on"
-        )
-
-
 # ----------------------------------------------------------------------------------------- loop
 def pretrain(
     config: PretrainConfig,
@@ -191,14 +159,14 @@ def pretrain(
         train_set.check_tokenizer(tokenizer)
         has_eval = "eval" in train_set.manifest.get("splits", {})
         eval_set: Any = TokenDataset.open(config.data.dataset, split="eval") if has_eval else []
-        resume_from = _resolve_resume(resume, out_dir)
+        resume_from = ckpt.resolve_resume(resume, out_dir)
 
         # Model: same seed on every rank (DDP also broadcasts rank 0's weights).
         torch.manual_seed(train_cfg.seed)
         model_cls = BertForMaskedLM if config.data.objective == "mlm" else BertForPreTraining
         if resume_from is not None:
             model: Any = model_cls.from_pretrained(resume_from)
-            _check_resume_vocabulary(resume_from, train_set, model.config.vocab_size)
+            ckpt.check_resume_vocabulary(resume_from, train_set, model.config.vocab_size)
         else:
             bert_config = config.model.bert_config(train_set.vocab_size, tokenizer.pad_token_id)
             model = model_cls(bert_config)
