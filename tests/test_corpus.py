@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bertforge.data import corpus as corpus_module
+from bertforge.data import textfile
 from bertforge.data.corpus import Corpus, expand_sources, iter_lines, read_corpus
 from bertforge.errors import BertForgeError
 
@@ -210,7 +211,7 @@ def test_lines_survive_chunk_boundaries_inside_characters_and_crlf(tmp_path: Pat
     expected = list(iter_lines(path))
     assert expected == ["αβγ", "中文句子。", "", "emoji 🙂 ok.", "last line without newline"]
     for size in (1, 2, 3, 5, 7):
-        monkeypatch.setattr(corpus_module, "CHUNK_BYTES", size)
+        monkeypatch.setattr(textfile, "CHUNK_BYTES", size)
         assert list(iter_lines(path)) == expected
 
 
