@@ -26,10 +26,10 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from .config import BertConfig
+from .config import PretrainedConfig
 from .errors import BertForgeError
 from .fileio import atomic_path
-from .pretrained import BertPreTrainedModel, ModelT, deferred_init
+from .pretrained import ModelT, PreTrainedModel, deferred_init
 
 logger = logging.getLogger(__name__)
 
@@ -38,13 +38,8 @@ TORCH_WEIGHTS_NAME = "pytorch_model.bin"
 SAFE_INDEX_NAME = "model.safetensors.index.json"
 TORCH_INDEX_NAME = "pytorch_model.bin.index.json"
 
-# Sub-modules of the encoder; keys under them belong to BertModel, everything else to a head.
-_BASE_MODULES = ("embeddings.", "encoder.", "pooler.")
 # Buffers some checkpoints carry that are recomputed, never learned.
 _STRAY_SUFFIXES = ("embeddings.position_ids", "embeddings.token_type_ids")
-_DECODER_WEIGHT = "cls.predictions.decoder.weight"
-_DECODER_BIAS = "cls.predictions.decoder.bias"
-_LM_BIAS = "cls.predictions.bias"
 
 
 # ---------------------------------------------------------------------------------------- reading
@@ -105,8 +100,16 @@ def _read_weights_file(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def normalize_state_dict(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    """Rename legacy keys and put encoder keys under ``prefix`` ("bert" for heads, "" for BertModel)."""
+def normalize_state_dict(
+    state: dict[str, torch.Tensor], prefix: str, layout: type[PreTrainedModel] | None = None
+) -> dict[str, torch.Tensor]:
+    """Rename legacy keys and put encoder keys under ``prefix`` (the family's prefix, "bert", for a
+    head model; "" for a base model). ``layout`` is the model class whose base modules and weight
+    aliases apply (BERT's when None)."""
+    if layout is None:
+        from .heads import BertForPreTraining as layout  # BERT's layout, aliases included
+    family = layout.base_model_prefix
+    base_modules = tuple(f"{name}." for name in layout.base_modules)
     out: dict[str, torch.Tensor] = {}
     for key, tensor in state.items():
         if key.endswith(_STRAY_SUFFIXES):
@@ -116,15 +119,16 @@ def normalize_state_dict(state: dict[str, torch.Tensor], prefix: str) -> dict[st
         elif key.endswith("LayerNorm.beta"):
             key = key[: -len("beta")] + "bias"
         if prefix:
-            if key.startswith(_BASE_MODULES):
+            if key.startswith(base_modules):
                 key = f"{prefix}.{key}"
-        elif key.startswith("bert."):
-            key = key[len("bert.") :]
+        elif key.startswith(f"{family}."):
+            key = key[len(family) + 1 :]
         out[key] = tensor
-    if _DECODER_BIAS in out:
-        # One tensor with two names; keep the canonical one.
-        out.setdefault(_LM_BIAS, out[_DECODER_BIAS])
-        del out[_DECODER_BIAS]
+    for alias, canonical in layout.weight_aliases.items():
+        if alias in out:
+            # One tensor with two names; keep the canonical one.
+            out.setdefault(canonical, out[alias])
+            del out[alias]
     return out
 
 
@@ -132,7 +136,7 @@ def normalize_state_dict(state: dict[str, torch.Tensor], prefix: str) -> dict[st
 def load_pretrained(
     cls: type[ModelT],
     path: str | os.PathLike[str],
-    config: BertConfig | None = None,
+    config: PretrainedConfig | None = None,
     *,
     dtype: torch.dtype | None = None,
     device: str | torch.device | None = None,
@@ -151,7 +155,7 @@ def load_pretrained(
             f"checkpoint directory {path} does not exist; pass a folder holding config.json and weights"
         )
     if config is None:
-        config = BertConfig.from_pretrained(path, **config_overrides)
+        config = cls.config_class.from_pretrained(path, **config_overrides)
     elif config_overrides:
         config = config.replace(**config_overrides)
     state = read_state_dict(path)
@@ -159,9 +163,9 @@ def load_pretrained(
         model = cls(config)  # on the meta device: no memory, no initialisation thrown away
     model.to_empty(device="cpu")
     model.tie_weights()
-    prefix = "" if model.base_model_prefix == "" else "bert"
+    prefix = "" if model.is_base_model else model.base_model_prefix
     load_state_dict_into(
-        model, normalize_state_dict(state, prefix), ignore_mismatched_sizes, source=str(path)
+        model, normalize_state_dict(state, prefix, type(model)), ignore_mismatched_sizes, source=str(path)
     )
     if dtype is not None or device is not None:
         model.to(device=device, dtype=dtype)
@@ -170,22 +174,25 @@ def load_pretrained(
 
 
 def load_state_dict_into(
-    model: BertPreTrainedModel,
+    model: PreTrainedModel,
     state: dict[str, torch.Tensor],
     ignore_mismatched_sizes: bool = False,
     source: str = "checkpoint",
 ) -> None:
     """Copy a normalised state dict into ``model``; initialise absent head weights, refuse the rest."""
     expected = dict(model.state_dict())
-    expected.pop(_DECODER_BIAS, None)  # alias of cls.predictions.bias
-    if model.config.tie_word_embeddings:
-        expected.pop(_DECODER_WEIGHT, None)  # the word-embedding matrix itself
-        state.pop(_DECODER_WEIGHT, None)
-    is_base = model.base_model_prefix == ""
+    for alias in model.weight_aliases:
+        expected.pop(alias, None)
+    if getattr(model.config, "tie_word_embeddings", True):
+        for tied in model.tied_weights:
+            expected.pop(tied, None)  # the word-embedding matrix itself
+            state.pop(tied, None)
+    is_base = model.is_base_model
+    required = tuple(f"{name}." for name in model.required_modules)
 
     def belongs_to_encoder(key: str) -> bool:
-        bare = key if is_base else key.removeprefix("bert.")
-        return bare.startswith(("embeddings.", "encoder."))
+        bare = key if is_base else key.removeprefix(f"{model.base_model_prefix}.")
+        return bare.startswith(required)
 
     for key, tensor in list(state.items()):
         if key in expected and tuple(tensor.shape) != tuple(expected[key].shape):
@@ -210,8 +217,8 @@ def load_state_dict_into(
         shown = ", ".join(f"{k} {tuple(expected[k].shape)}" for k in missing_encoder[:5])
         more = f" and {len(missing_encoder) - 5} more" if len(missing_encoder) > 5 else ""
         raise BertForgeError(
-            f"checkpoint {source} lacks encoder weight(s) {shown}{more}; it is not a complete BERT "
-            "checkpoint or was saved with a different num_hidden_layers"
+            f"checkpoint {source} lacks encoder weight(s) {shown}{more}; it is not a complete "
+            f"{model.config.model_type} checkpoint or was saved with a different num_hidden_layers"
         )
     unexpected = [k for k in state if k not in expected]
     loadable = {k: v for k, v in state.items() if k in expected}
@@ -232,7 +239,7 @@ def load_state_dict_into(
 
 # ----------------------------------------------------------------------------------------- saving
 def save_pretrained(
-    model: BertPreTrainedModel,
+    model: PreTrainedModel,
     directory: str | os.PathLike[str],
     *,
     safe_serialization: bool = True,
@@ -247,9 +254,11 @@ def save_pretrained(
         raise BertForgeError(f"{directory} exists and is not a directory; choose another output path")
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    state.pop(_DECODER_BIAS, None)
-    if model.config.tie_word_embeddings:
-        state.pop(_DECODER_WEIGHT, None)
+    for alias in model.weight_aliases:
+        state.pop(alias, None)
+    if getattr(model.config, "tie_word_embeddings", True):
+        for tied in model.tied_weights:
+            state.pop(tied, None)
 
     config = model.config.replace(extra={**model.config.extra, "architectures": [type(model).__name__]})
     written = []

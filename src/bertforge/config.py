@@ -12,7 +12,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 from .errors import BertForgeError
 from .fileio import atomic_write_json
@@ -24,25 +24,19 @@ ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "relu", "si
 
 
 @dataclass
-class BertConfig:
-    """Architecture of a BERT model, with Hugging Face's names and defaults (bert-base-uncased)."""
+class PretrainedConfig:
+    """What every family's config shares: task-head labels, unknown keys kept on round trip, and
+    ``config.json`` I/O. A family subclasses it as a dataclass with Hugging Face's field names and
+    sets ``model_type``; :func:`bertforge.auto.config_class_for` picks the subclass from the file.
 
-    vocab_size: int = 30522
-    hidden_size: int = 768
-    num_hidden_layers: int = 12
-    num_attention_heads: int = 12
-    intermediate_size: int = 3072
-    hidden_act: str = "gelu"
-    hidden_dropout_prob: float = 0.1
-    attention_probs_dropout_prob: float = 0.1
-    max_position_embeddings: int = 512
-    type_vocab_size: int = 2
-    initializer_range: float = 0.02
-    layer_norm_eps: float = 1e-12
-    pad_token_id: int = 0
-    position_embedding_type: str = "absolute"
-    classifier_dropout: float | None = None
-    tie_word_embeddings: bool = True
+    Generic code (embedding, pipelines, training) reads ``vocab_size``, ``hidden_size``,
+    ``num_hidden_layers``, ``num_attention_heads``, ``max_position_embeddings``, ``pad_token_id``
+    and ``type_vocab_size`` (0 or 1: the family has no segment embeddings to feed); a family whose
+    config.json spells them differently (DistilBERT's ``dim``, ``n_layers``) exposes them as properties.
+    """
+
+    model_type: ClassVar[str] = ""
+
     # Task heads. id2label decides num_labels when both are given, as in transformers.
     num_labels: int = 2
     id2label: dict[int, str] | None = None
@@ -63,50 +57,8 @@ class BertConfig:
             self.label2id = {str(k): int(v) for k, v in self.label2id.items()}
         self.validate()
 
-    # ------------------------------------------------------------------ checks
     def validate(self) -> None:
         """Raise :class:`BertForgeError` naming the first invalid value and how to fix it."""
-        for name in (
-            "vocab_size",
-            "hidden_size",
-            "num_hidden_layers",
-            "num_attention_heads",
-            "intermediate_size",
-            "max_position_embeddings",
-            "type_vocab_size",
-        ):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise BertForgeError(f"{name} ({value!r}) must be a positive integer")
-        if self.hidden_size % self.num_attention_heads != 0:
-            suggestion = max(d for d in range(1, self.num_attention_heads + 1) if self.hidden_size % d == 0)
-            raise BertForgeError(
-                f"hidden_size ({self.hidden_size}) must be divisible by num_attention_heads "
-                f"({self.num_attention_heads}); try num_attention_heads={suggestion}"
-            )
-        if self.hidden_act not in ACTIVATIONS:
-            raise BertForgeError(
-                f"hidden_act {self.hidden_act!r} is not supported; choose from {', '.join(ACTIVATIONS)}"
-            )
-        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout"):
-            value = getattr(self, name)
-            if value is not None and not 0.0 <= value < 1.0:
-                raise BertForgeError(f"{name} ({value!r}) must be in [0, 1); BERT uses 0.1")
-        if self.position_embedding_type != "absolute":
-            raise BertForgeError(
-                f"position_embedding_type {self.position_embedding_type!r} is not supported; "
-                "bertforge implements BERT's learned absolute positions ('absolute')"
-            )
-        if not 0 <= self.pad_token_id < self.vocab_size:
-            raise BertForgeError(
-                f"pad_token_id ({self.pad_token_id}) must be in [0, vocab_size={self.vocab_size})"
-            )
-        if self.layer_norm_eps <= 0:
-            raise BertForgeError(f"layer_norm_eps ({self.layer_norm_eps}) must be positive; BERT uses 1e-12")
-        if self.initializer_range <= 0:
-            raise BertForgeError(
-                f"initializer_range ({self.initializer_range}) must be positive; BERT uses 0.02"
-            )
         if self.num_labels < 1:
             raise BertForgeError(f"num_labels ({self.num_labels}) must be at least 1 (1 means regression)")
         if self.problem_type not in (
@@ -119,6 +71,177 @@ class BertConfig:
                 f"problem_type {self.problem_type!r} is not supported; choose regression, "
                 "single_label_classification or multi_label_classification"
             )
+
+    def _check_positive(self, *names: str) -> None:
+        for name in names:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise BertForgeError(f"{name} ({value!r}) must be a positive integer")
+
+    def _check_probabilities(self, *names: str) -> None:
+        for name in names:
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value < 1.0:
+                raise BertForgeError(f"{name} ({value!r}) must be in [0, 1); BERT uses 0.1")
+
+    # ------------------------------------------------------------------- JSON
+    @classmethod
+    def from_dict(cls: type[ConfigT], data: dict[str, Any]) -> ConfigT:
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        extra = {k: v for k, v in data.items() if k not in known}
+        # to_dict always writes model_type; keeping it out of extra makes load(save(c)) == c.
+        model_type = extra.pop("model_type", cls.model_type)
+        if model_type != cls.model_type:
+            raise BertForgeError(
+                f"config model_type is {model_type!r}, not {cls.model_type!r}; load it with the auto "
+                "classes (bertforge.AutoModel, AutoConfig), which pick the family from config.json"
+            )
+        # Old configs spell num_labels only through id2label; newer ones may write both.
+        if "id2label" in kwargs and kwargs["id2label"] is None:
+            del kwargs["id2label"]
+        return cls(**kwargs, extra=extra)
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"model_type": self.model_type}
+        data.update(self.extra)
+        for f in dataclasses.fields(self):
+            if f.name != "extra":
+                data[f.name] = getattr(self, f.name)
+        data["id2label"] = {str(k): v for k, v in (self.id2label or {}).items()}
+        data["model_type"] = self.model_type
+        return data
+
+    @classmethod
+    def from_json_file(cls: type[ConfigT], path: str | os.PathLike[str]) -> ConfigT:
+        return cls.from_dict(read_config_json(path))
+
+    def to_json_file(self, path: str | os.PathLike[str]) -> None:
+        atomic_write_json(path, self.to_dict())
+
+    @classmethod
+    def from_pretrained(cls: type[ConfigT], path: str | os.PathLike[str], **overrides: Any) -> ConfigT:
+        """Read ``config.json`` from a checkpoint directory (or the file itself)."""
+        config = cls.from_json_file(config_path(path))
+        return config.replace(**overrides) if overrides else config
+
+    def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
+        path = Path(directory) / CONFIG_NAME
+        self.to_json_file(path)
+        return path
+
+    def replace(self: ConfigT, **changes: Any) -> ConfigT:
+        """A copy with some fields changed; changing num_labels alone resets the label names."""
+        if "num_labels" in changes and "id2label" not in changes:
+            changes["id2label"] = None
+            changes.setdefault("label2id", None)
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise BertForgeError(f"unknown config field(s) {', '.join(sorted(unknown))}")
+        return dataclasses.replace(self, **changes)
+
+
+ConfigT = TypeVar("ConfigT", bound=PretrainedConfig)
+
+
+def config_path(path: str | os.PathLike[str]) -> Path:
+    """The config.json of a checkpoint directory, or ``path`` itself when it is the file."""
+    path = Path(path)
+    if not path.exists():
+        raise BertForgeError(
+            f"checkpoint {path} does not exist; pass a directory holding config.json and weights"
+        )
+    return path / CONFIG_NAME if path.is_dir() else path
+
+
+def read_config_json(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The JSON object of a config file, or a :class:`BertForgeError` saying what is wrong with it."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BertForgeError(
+            f"config file {path} not found; a checkpoint directory needs a config.json"
+        ) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise BertForgeError(f"{path} is not valid JSON ({err}); fix or regenerate the file") from None
+    if not isinstance(data, dict):
+        raise BertForgeError(f"{path} must hold a JSON object of config fields")
+    return data
+
+
+@dataclass
+class BertConfig(PretrainedConfig):
+    """Architecture of a BERT model, with Hugging Face's names and defaults (bert-base-uncased).
+
+    ``sinusoidal_pos_embds`` (DistilBERT's key) replaces the learned positions with the fixed
+    sin/cos table of the Transformer paper, frozen. The table is saved as the position-embedding
+    weight, so transformers (which does not know the key for BERT and keeps it as an extra
+    attribute) loads the checkpoint as a plain BertModel with the same outputs.
+    """
+
+    model_type: ClassVar[str] = "bert"
+
+    vocab_size: int = 30522
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    initializer_range: float = 0.02
+    layer_norm_eps: float = 1e-12
+    pad_token_id: int = 0
+    position_embedding_type: str = "absolute"
+    classifier_dropout: float | None = None
+    tie_word_embeddings: bool = True
+    sinusoidal_pos_embds: bool = False
+
+    # ------------------------------------------------------------------ checks
+    def validate(self) -> None:
+        """Raise :class:`BertForgeError` naming the first invalid value and how to fix it."""
+        self._check_positive(
+            "vocab_size",
+            "hidden_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "intermediate_size",
+            "max_position_embeddings",
+            "type_vocab_size",
+        )
+        if self.hidden_size % self.num_attention_heads != 0:
+            suggestion = max(d for d in range(1, self.num_attention_heads + 1) if self.hidden_size % d == 0)
+            raise BertForgeError(
+                f"hidden_size ({self.hidden_size}) must be divisible by num_attention_heads "
+                f"({self.num_attention_heads}); try num_attention_heads={suggestion}"
+            )
+        if self.hidden_act not in ACTIVATIONS:
+            raise BertForgeError(
+                f"hidden_act {self.hidden_act!r} is not supported; choose from {', '.join(ACTIVATIONS)}"
+            )
+        self._check_probabilities("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout")
+        if self.position_embedding_type != "absolute":
+            raise BertForgeError(
+                f"position_embedding_type {self.position_embedding_type!r} is not supported; "
+                "bertforge implements BERT's absolute positions ('absolute'; for fixed sin/cos "
+                "positions set sinusoidal_pos_embds = true)"
+            )
+        if not 0 <= self.pad_token_id < self.vocab_size:
+            raise BertForgeError(
+                f"pad_token_id ({self.pad_token_id}) must be in [0, vocab_size={self.vocab_size})"
+            )
+        if self.layer_norm_eps <= 0:
+            raise BertForgeError(f"layer_norm_eps ({self.layer_norm_eps}) must be positive; BERT uses 1e-12")
+        if self.initializer_range <= 0:
+            raise BertForgeError(
+                f"initializer_range ({self.initializer_range}) must be positive; BERT uses 0.02"
+            )
+        super().validate()
 
     # --------------------------------------------------------------- derived
     @property
@@ -133,81 +256,6 @@ class BertConfig:
         if canonical not in PRESETS:
             raise BertForgeError(f"unknown preset {name!r}; choose from {', '.join(preset_names())}")
         return cls(**{**PRESETS[canonical], **overrides})
-
-    # ------------------------------------------------------------------- JSON
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> BertConfig:
-        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
-        kwargs = {k: v for k, v in data.items() if k in known}
-        extra = {k: v for k, v in data.items() if k not in known}
-        # to_dict always writes model_type; keeping it out of extra makes load(save(c)) == c.
-        model_type = extra.pop("model_type", "bert")
-        if model_type != "bert":
-            raise BertForgeError(
-                f"config model_type is {model_type!r}; bertforge loads BERT checkpoints (model_type 'bert')"
-            )
-        # Old configs spell num_labels only through id2label; newer ones may write both.
-        if "id2label" in kwargs and kwargs["id2label"] is None:
-            del kwargs["id2label"]
-        return cls(**kwargs, extra=extra)
-
-    def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"model_type": "bert"}
-        data.update(self.extra)
-        for f in dataclasses.fields(self):
-            if f.name != "extra":
-                data[f.name] = getattr(self, f.name)
-        data["id2label"] = {str(k): v for k, v in (self.id2label or {}).items()}
-        data["model_type"] = "bert"
-        return data
-
-    @classmethod
-    def from_json_file(cls, path: str | os.PathLike[str]) -> BertConfig:
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise BertForgeError(
-                f"config file {path} not found; a checkpoint directory needs a config.json"
-            ) from None
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise BertForgeError(f"{path} is not valid JSON ({err}); fix or regenerate the file") from None
-        if not isinstance(data, dict):
-            raise BertForgeError(f"{path} must hold a JSON object of config fields")
-        return cls.from_dict(data)
-
-    def to_json_file(self, path: str | os.PathLike[str]) -> None:
-        atomic_write_json(path, self.to_dict())
-
-    @classmethod
-    def from_pretrained(cls, path: str | os.PathLike[str], **overrides: Any) -> BertConfig:
-        """Read ``config.json`` from a checkpoint directory (or the file itself)."""
-        path = Path(path)
-        if not path.exists():
-            raise BertForgeError(
-                f"checkpoint {path} does not exist; pass a directory holding config.json and weights"
-            )
-        if path.is_dir():
-            path = path / CONFIG_NAME
-        config = cls.from_json_file(path)
-        return config.replace(**overrides) if overrides else config
-
-    def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
-        path = Path(directory) / CONFIG_NAME
-        self.to_json_file(path)
-        return path
-
-    def replace(self, **changes: Any) -> BertConfig:
-        """A copy with some fields changed; changing num_labels alone resets the label names."""
-        if "num_labels" in changes and "id2label" not in changes:
-            changes["id2label"] = None
-            changes.setdefault("label2id", None)
-        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
-        if unknown:
-            raise BertForgeError(f"unknown config field(s) {', '.join(sorted(unknown))}")
-        return dataclasses.replace(self, **changes)
 
 
 def _compact(layers: int, hidden: int) -> dict[str, Any]:

@@ -18,14 +18,14 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .errors import BertForgeError
-from .model import BertModel, key_padding_mask
-from .pretrained import BertPreTrainedModel
+from .pretrained import PreTrainedModel
 from .tokenizer import BertTokenizer
 
 logger = logging.getLogger(__name__)
@@ -33,13 +33,11 @@ logger = logging.getLogger(__name__)
 POOLINGS = ("mean", "cls", "max")
 
 
-def _encoder_of(model: BertPreTrainedModel) -> BertModel:
-    if isinstance(model, BertModel):
-        return model
-    encoder = getattr(model, "bert", None)
-    if not isinstance(encoder, BertModel):
+def _encoder_of(model: PreTrainedModel) -> Any:
+    encoder = getattr(model, "base_model", None)
+    if not callable(getattr(encoder, "sequence_output", None)):
         raise BertForgeError(
-            f"cannot embed with a {type(model).__name__}; pass a BertModel or a bertforge head model"
+            f"cannot embed with a {type(model).__name__}; pass a bertforge base model or head model"
         )
     return encoder
 
@@ -53,7 +51,7 @@ class Embedder:
 
     def __init__(
         self,
-        model: BertPreTrainedModel,
+        model: PreTrainedModel,
         tokenizer: BertTokenizer,
         *,
         pooling: str = "mean",
@@ -112,7 +110,9 @@ class Embedder:
             kinds = [m.get("type", "") for m in json.loads(modules.read_text(encoding="utf-8"))]
             settings["normalize"] = any(k.endswith("Normalize") for k in kinds)
         settings.update(overrides)
-        model = BertModel.from_pretrained(path)
+        from .auto import AutoModel
+
+        model = AutoModel.from_pretrained(path)
         tokenizer = BertTokenizer.from_pretrained(path)
         return cls(model, tokenizer, **settings)  # type: ignore[arg-type]
 
@@ -165,9 +165,7 @@ class Embedder:
 
     def _encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         # The pooler is not needed for mean/cls/max pooling, so run embeddings + encoder only.
-        hidden = self.encoder.embeddings(input_ids)
-        hidden, _, _ = self.encoder.encoder(hidden, key_padding_mask(attention_mask))
-        return hidden
+        return self.encoder.sequence_output(input_ids, attention_mask)  # type: ignore[no-any-return]
 
     def _pool(self, states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         if self.pooling == "cls":
@@ -181,7 +179,7 @@ class Embedder:
 
 
 def embed(
-    model: BertPreTrainedModel,
+    model: PreTrainedModel,
     tokenizer: BertTokenizer,
     texts: str | Sequence[str],
     pooling: str = "mean",

@@ -15,7 +15,7 @@ from torch import nn
 
 from .config import BertConfig
 from .masked_lm import IGNORE_INDEX, masked_lm_inputs, masked_positions_loss, sentence_loss
-from .model import BertModel, Dropout, activation
+from .model import BertModel, BertPreTrainedModel, Dropout, activation
 from .outputs import (
     BertForPreTrainingOutput,
     MaskedLMOutput,
@@ -26,7 +26,7 @@ from .outputs import (
     SequenceClassifierOutput,
     TokenClassifierOutput,
 )
-from .pretrained import BertPreTrainedModel, deferred_init
+from .pretrained import PreTrainedModel, deferred_init
 
 
 class BertPredictionHeadTransform(nn.Module):
@@ -97,17 +97,15 @@ class BertPreTrainingHeads(nn.Module):
 class _TiedDecoderMixin:
     """Share the MLM decoder matrix with the input word embeddings (config.tie_word_embeddings)."""
 
-    bert: BertModel
-    config: BertConfig
+    tied_weights = {"cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight"}
+    weight_aliases = {"cls.predictions.decoder.bias": "cls.predictions.bias"}
 
     def _lm_head(self) -> BertLMPredictionHead:
         return self.cls.predictions  # type: ignore[attr-defined, no-any-return]
 
-    def tie_weights(self) -> None:
+    def _tie_extra(self) -> None:
         head = self._lm_head()
         head.decoder.bias = head.bias
-        if self.config.tie_word_embeddings:
-            head.decoder.weight = self.bert.embeddings.word_embeddings.weight
 
     def get_output_embeddings(self) -> nn.Linear:
         return self._lm_head().decoder
@@ -148,7 +146,12 @@ class BertForPreTraining(_TiedDecoderMixin, BertPreTrainedModel):
         """``labels`` (B, T): token ids at masked positions, -100 elsewhere; ``next_sentence_label`` (B,):
         0 = B follows A, 1 = B is random. The loss sums whichever of the two losses has labels."""
         out = self.bert(
-            input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
         )
         prediction_logits, seq_relationship_logits = self.cls(out.last_hidden_state, out.pooler_output)
         loss = None
@@ -217,7 +220,12 @@ class BertForMaskedLM(_TiedDecoderMixin, BertPreTrainedModel):
         output_attentions: bool = False,
     ) -> MaskedLMOutput:
         out = self.bert(
-            input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
         )
         logits = self.cls(out.last_hidden_state)
         loss = _mlm_loss(logits, labels) if labels is not None else None
@@ -266,7 +274,12 @@ class BertForNextSentencePrediction(BertPreTrainedModel):
     ) -> NextSentencePredictorOutput:
         labels = labels if labels is not None else next_sentence_label
         out = self.bert(
-            input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
         )
         logits = self.cls(out.pooler_output)
         loss = F.cross_entropy(logits.view(-1, 2).float(), labels.view(-1)) if labels is not None else None
@@ -297,7 +310,12 @@ class BertForSequenceClassification(BertPreTrainedModel):
         output_attentions: bool = False,
     ) -> SequenceClassifierOutput:
         out = self.bert(
-            input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
         )
         logits = self.classifier(self.dropout(out.pooler_output))
         loss = self._loss(logits, labels) if labels is not None else None
@@ -349,7 +367,12 @@ class BertForTokenClassification(BertPreTrainedModel):
         output_attentions: bool = False,
     ) -> TokenClassifierOutput:
         out = self.bert(
-            input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
         )
         logits = self.classifier(self.dropout(out.last_hidden_state))
         loss = None
@@ -384,7 +407,12 @@ class BertForQuestionAnswering(BertPreTrainedModel):
         output_attentions: bool = False,
     ) -> QuestionAnsweringModelOutput:
         out = self.bert(
-            input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
         )
         # (B, T, 2) -> two (B, T)
         start_logits, end_logits = (
@@ -436,19 +464,19 @@ class BertForMultipleChoice(BertPreTrainedModel):
             return t.reshape(-1, t.shape[-1]) if t is not None else None
 
         out = self.bert(
-            flat(input_ids),
-            flat(attention_mask),
-            flat(token_type_ids),
-            flat(position_ids),  # type: ignore[arg-type]
-            output_hidden_states,
-            output_attentions,
+            input_ids=flat(input_ids),
+            attention_mask=flat(attention_mask),
+            token_type_ids=flat(token_type_ids),
+            position_ids=flat(position_ids),
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
         )
         logits = self.classifier(self.dropout(out.pooler_output)).view(-1, num_choices)
         loss = F.cross_entropy(logits.float(), labels.view(-1)) if labels is not None else None
         return MultipleChoiceModelOutput(loss, logits, out.hidden_states, out.attentions)
 
 
-HEAD_CLASSES: dict[str, type[BertPreTrainedModel]] = {
+HEAD_CLASSES: dict[str, type[PreTrainedModel]] = {
     cls.__name__: cls
     for cls in (
         BertModel,

@@ -9,59 +9,46 @@ Shapes in comments: B batch, T sequence length, H hidden size, N heads, D = H / 
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
-
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .config import BertConfig
+from .ops import (
+    Dropout,
+    activation,
+    attention,
+    dropout,
+    gather_rows,
+    key_padding_mask,
+    sinusoidal_positions,
+    split_heads,
+)
 from .outputs import BaseModelOutputWithPooling
-from .pretrained import BertPreTrainedModel, deferred_init
+from .pretrained import PreTrainedModel, deferred_init
 
-_ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "gelu": F.gelu,  # exact, erf-based: what BERT's checkpoints were trained with
-    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
-    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
-    "gelu_fast": lambda x: F.gelu(x, approximate="tanh"),
-    "relu": F.relu,
-    "silu": F.silu,
-    "swish": F.silu,
-}
-
-
-def activation(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
-    return _ACTIVATIONS[name]
-
-
-def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    """Inverted dropout; on CPU with a mask drawn 4 elements per 64-bit random word.
-
-    2026-11-23, this 2-core AVX-512 CPU: ``F.dropout`` spends ~27 ms on a (32, 8, 128, 128) tensor
-    drawing one Bernoulli per element; filling int64 words with ``random_`` and reading them as four
-    16-bit uniforms takes ~5 ms, and dropout was 15% of a bert-small pretraining step. The drop rate
-    is quantised to 1/65536 (0.1 -> 0.100006) and the scale uses that exact rate, so the output stays
-    unbiased. The mask comes from torch's generator, so ``torch.manual_seed`` reproduces it. CUDA
-    keeps ``F.dropout`` (Philox, already fast).
-    """
-    if not training or p == 0.0:
-        return x
-    if x.device.type != "cpu" or not 0.0 < p < 1.0:
-        return F.dropout(x, p, training)
-    threshold = round(p * 65536)  # drop where a uniform 16-bit value < threshold
-    words = torch.empty((x.numel() + 3) // 4, dtype=torch.int64).random_(-(2**63), None)
-    keep = (words.view(torch.int16)[: x.numel()] >= threshold - 32768).view(x.shape)
-    # One multiply by a scaled 0/1 mask in x's dtype: autograd saves the mask and the backward is
-    # one multiply too (measured faster than torch.where or masked_fill).
-    return x * keep.to(x.dtype).mul_(65536 / (65536 - threshold))
+# Re-exported: callers imported these from here before ops.py held the shared maths.
+__all__ = [
+    "BertEmbeddings",
+    "BertPreTrainedModel",
+    "BertEncoder",
+    "BertLayer",
+    "BertModel",
+    "BertPooler",
+    "BertSelfAttention",
+    "Dropout",
+    "activation",
+    "dropout",
+    "gather_rows",
+    "key_padding_mask",
+]
 
 
-class Dropout(nn.Dropout):
-    """``nn.Dropout`` with the fast CPU mask of :func:`dropout`; same name, no parameters."""
+class BertPreTrainedModel(PreTrainedModel):
+    """Base of BertModel and every BERT head: BERT's config class and checkpoint layout."""
 
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        return dropout(input, self.p, self.training)
+    config: BertConfig
+    config_class = BertConfig
+    base_model_prefix = "bert"
 
 
 class BertEmbeddings(nn.Module):
@@ -76,6 +63,16 @@ class BertEmbeddings(nn.Module):
         self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = Dropout(config.hidden_dropout_prob)
+        self.sinusoidal = config.sinusoidal_pos_embds
+        if self.sinusoidal:
+            self.position_embeddings.weight.requires_grad_(False)
+
+    def reset_extra_parameters(self) -> None:
+        # Runs after the embedding tables' own initialisation (apply visits children first).
+        if self.sinusoidal:
+            table = sinusoidal_positions(*self.position_embeddings.weight.shape)
+            with torch.no_grad():
+                self.position_embeddings.weight.copy_(table)
 
     def forward(
         self,
@@ -109,11 +106,6 @@ class BertSelfAttention(nn.Module):
         self.value = nn.Linear(config.hidden_size, config.hidden_size)
         self.dropout_prob = config.attention_probs_dropout_prob
 
-    def _heads(self, projected: torch.Tensor) -> torch.Tensor:
-        # (B, T, H) -> (B, N, T, D); a view, SDPA takes the strides as they are
-        batch, seq_len, _ = projected.shape
-        return projected.view(batch, seq_len, self.num_heads, self.head_dim).transpose(1, 2)
-
     def forward(
         self,
         hidden_states: torch.Tensor,
@@ -134,27 +126,12 @@ class BertSelfAttention(nn.Module):
             hidden_states = hidden_states.to(torch.get_autocast_dtype(device_type))
             if queries is not None:
                 queries = queries.to(hidden_states.dtype)
-        query = self._heads(self.query(hidden_states if queries is None else queries))
-        key = self._heads(self.key(hidden_states))
-        value = self._heads(self.value(hidden_states))
-        dropout_p = self.dropout_prob if self.training else 0.0
-        # SDPA does not return the probabilities, so compute them explicitly when asked; and on CPU
-        # with attention dropout, SDPA runs this same math path but with the slow Bernoulli mask.
-        explicit = output_attentions or (dropout_p > 0.0 and hidden_states.device.type == "cpu")
-        probs: torch.Tensor | None = None
-        if explicit:
-            # Scale the (B, N, T, D) query rather than the (B, N, T, T) scores: half the elements at T=128.
-            scores = (query * (1.0 / math.sqrt(self.head_dim))) @ key.transpose(-1, -2)
-            if attention_mask is not None:
-                scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
-            weights = scores.softmax(dim=-1)
-            context = dropout(weights, dropout_p, self.training) @ value
-            if output_attentions:
-                probs = weights
-        else:
-            context = F.scaled_dot_product_attention(
-                query, key, value, attn_mask=attention_mask, dropout_p=dropout_p
-            )
+        query = split_heads(self.query(hidden_states if queries is None else queries), self.num_heads)
+        key = split_heads(self.key(hidden_states), self.num_heads)
+        value = split_heads(self.value(hidden_states), self.num_heads)
+        context, probs = attention(
+            query, key, value, attention_mask, self.dropout_prob, self.training, output_attentions
+        )
         # (B, N, T, D) -> (B, T, H)   (T = P rows when queries are given)
         context = context.transpose(1, 2).reshape(batch, query.shape[2], hidden)
         return context, probs
@@ -287,30 +264,8 @@ class BertPooler(nn.Module):
         return self.activation(self.dense(hidden_states[:, 0]))
 
 
-def gather_rows(hidden_states: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """(B, T, H) gathered at (B, P) positions -> (B, P, H)."""
-    return hidden_states.gather(1, rows.unsqueeze(-1).expand(-1, -1, hidden_states.shape[-1]))
-
-
-def key_padding_mask(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
-    """(B, T) 1/0 mask -> bool (B, 1, 1, T) for SDPA, or None when nothing is padded.
-
-    Returning None for an all-ones mask lets SDPA take its unmasked fast path.
-    """
-    if attention_mask is None:
-        return None
-    if attention_mask.dim() != 2:
-        raise ValueError(f"attention_mask must be (batch, seq_len), got shape {tuple(attention_mask.shape)}")
-    mask = attention_mask.bool()
-    if bool(mask.all()):
-        return None
-    return mask[:, None, None, :]
-
-
 class BertModel(BertPreTrainedModel):
     """The bare encoder: returns the last hidden state and the pooled [CLS] vector."""
-
-    base_model_prefix = ""
 
     def __init__(self, config: BertConfig, add_pooling_layer: bool = True) -> None:
         super().__init__()
@@ -333,6 +288,17 @@ class BertModel(BertPreTrainedModel):
         return self._forward(
             input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions
         )
+
+    def sequence_output(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The last hidden state (B, T, H) alone: no pooler, no output dataclass. Every family's
+        base model has this method; embedding and other pooled uses call it."""
+        hidden = self.embeddings(input_ids, token_type_ids)
+        return self.encoder(hidden, key_padding_mask(attention_mask))[0]
 
     def forward_rows(
         self,

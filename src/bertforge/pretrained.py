@@ -1,5 +1,11 @@
-"""What BertModel and every head share: building on the meta device, BERT's weight initialisation,
-and ``from_pretrained`` / ``save_pretrained`` in the Hugging Face layout (see checkpoint.py).
+"""What every model of every family shares: building on the meta device, BERT's weight
+initialisation, and ``from_pretrained`` / ``save_pretrained`` in the Hugging Face layout (see
+checkpoint.py).
+
+A family declares, as class attributes, what the checkpoint code needs to know about its layout:
+the attribute holding the encoder in head models (``base_model_prefix``: "bert", "roberta",
+"albert", "distilbert"), the base model's sub-modules and which of them must be on disk, and the
+parameters that are tied to or aliases of another (the MLM decoder and the word embeddings).
 """
 
 from __future__ import annotations
@@ -9,12 +15,12 @@ import os
 from collections.abc import Iterator
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 from torch import nn
 
-from .config import BertConfig
+from .config import PretrainedConfig
 
 # True while a model is being built inside an enclosing model or for from_pretrained: sub-modules are
 # then created on the meta device and the outermost caller materialises and initialises them once.
@@ -28,7 +34,7 @@ def deferred_init() -> Iterator[None]:
     2026-11: building bert-large the plain way spent 3 s in PyTorch's default initialisers and
     3 s initialising BERT's weights twice (encoder, then head model), all of it thrown away by
     from_pretrained. Under this context a model costs no memory and no initialisation until the
-    outermost caller materialises it (:meth:`BertPreTrainedModel.post_init`, or the loader).
+    outermost caller materialises it (:meth:`PreTrainedModel.post_init`, or the loader).
     """
     token = _DEFERRED.set(True)
     try:
@@ -38,20 +44,39 @@ def deferred_init() -> Iterator[None]:
         _DEFERRED.reset(token)
 
 
-ModelT = TypeVar("ModelT", bound="BertPreTrainedModel")
+ModelT = TypeVar("ModelT", bound="PreTrainedModel")
 
 
-class BertPreTrainedModel(nn.Module):
-    """Shared by BertModel and every head: BERT's weight initialisation and checkpoint I/O.
+class PreTrainedModel(nn.Module):
+    """Shared by every base model and head of every family: BERT's weight initialisation and
+    checkpoint I/O.
 
     Subclasses create their sub-modules inside ``with deferred_init():`` and end ``__init__`` with
     ``self.post_init()``, which (for the outermost model only) allocates the weights and applies
     BERT's initialisation exactly once.
     """
 
-    config: BertConfig
-    # Prefix of the encoder inside a head model ("bert"), or "" for BertModel itself.
-    base_model_prefix = "bert"
+    config: Any
+    config_class: ClassVar[type[PretrainedConfig]]
+    # The attribute holding the encoder inside a head model; the base model has no such attribute.
+    base_model_prefix: ClassVar[str] = "bert"
+    # Children of the base model (keys under them belong to the encoder, everything else to a head),
+    # and those a checkpoint must contain (a missing pooler is initialised, a missing layer is an error).
+    base_modules: ClassVar[tuple[str, ...]] = ("embeddings", "encoder", "pooler")
+    required_modules: ClassVar[tuple[str, ...]] = ("embeddings", "encoder")
+    # Parameter -> the one it is tied to when config.tie_word_embeddings (not saved, as transformers).
+    tied_weights: ClassVar[dict[str, str]] = {}
+    # Second name -> canonical name of one tensor (checkpoints carry either).
+    weight_aliases: ClassVar[dict[str, str]] = {}
+
+    @property
+    def is_base_model(self) -> bool:
+        return not isinstance(getattr(self, self.base_model_prefix, None), nn.Module)
+
+    @property
+    def base_model(self) -> nn.Module:
+        """The encoder: the model itself for a base model, ``self.<base_model_prefix>`` for a head."""
+        return self if self.is_base_model else getattr(self, self.base_model_prefix)
 
     def post_init(self) -> None:
         if _DEFERRED.get():
@@ -82,7 +107,16 @@ class BertPreTrainedModel(nn.Module):
             reset()
 
     def tie_weights(self) -> None:
-        """Re-establish shared parameters (the MLM decoder and the word embeddings); heads override."""
+        """Re-establish shared parameters: ``tied_weights`` when config.tie_word_embeddings, then
+        whatever a head does beyond that (``_tie_extra``, e.g. the decoder bias alias)."""
+        if getattr(self.config, "tie_word_embeddings", True):
+            for name, source in self.tied_weights.items():
+                module_name, _, attr = name.rpartition(".")
+                setattr(self.get_submodule(module_name), attr, self.get_parameter(source))
+        self._tie_extra()
+
+    def _tie_extra(self) -> None:
+        """Ties a head keeps whatever the config says; none by default."""
 
     def num_parameters(self, trainable_only: bool = False) -> int:
         """Distinct parameters (a tied matrix counts once)."""
@@ -102,7 +136,7 @@ class BertPreTrainedModel(nn.Module):
     def from_pretrained(
         cls: type[ModelT],
         path: str | os.PathLike[str],
-        config: BertConfig | None = None,
+        config: PretrainedConfig | None = None,
         **kwargs: Any,
     ) -> ModelT:
         """Load a Hugging Face-layout checkpoint directory; see :func:`bertforge.checkpoint.load_pretrained`

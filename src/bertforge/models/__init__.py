@@ -1,0 +1,6 @@
+"""The BERT family beyond BERT itself, one module per family: RoBERTa, ALBERT, DistilBERT.
+
+BERT's own modules live at the package top level (``bertforge.model``, ``bertforge.heads``,
+``bertforge.config``). Each family here keeps transformers' module tree and parameter names, so a
+state dict moves both ways with no rename table, and registers itself in :mod:`bertforge.auto`.
+"""
