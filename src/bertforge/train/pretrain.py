@@ -144,8 +144,8 @@ def pretrain(
     there is none), or a checkpoint / output directory path. ``on_step(step)`` is called after
     every optimizer step (notebooks, tests).
     """
+    from ..auto import model_class_for
     from ..data.dataset import TokenDataset
-    from ..heads import BertForMaskedLM, BertForPreTraining
     from ..tokenizer import BertTokenizer
 
     if config.data.dataset is None:
@@ -163,13 +163,24 @@ def pretrain(
 
         # Model: same seed on every rank (DDP also broadcasts rank 0's weights).
         torch.manual_seed(train_cfg.seed)
-        model_cls = BertForMaskedLM if config.data.objective == "mlm" else BertForPreTraining
+        model_type = config.model.family()
+        # MLM alone needs no sentence head: BERT then trains its MLM model, as RoBERTa does.
+        kind = "masked-lm" if config.data.objective == "mlm" else "pretraining"
+        model_cls = model_class_for(model_type, kind)
+        if config.data.objective.startswith("mlm+") and not _has_sentence_head(model_cls):
+            raise BertForgeError(
+                f"data.objective {config.data.objective!r} needs a sentence head, which the "
+                f"{model_type} family does not pretrain with; use --data.objective mlm"
+            )
         if resume_from is not None:
             model: Any = model_cls.from_pretrained(resume_from)
             ckpt.check_resume_vocabulary(resume_from, train_set, model.config.vocab_size)
+        elif config.model.init_from is not None:
+            model = model_cls.from_pretrained(config.model.init_from, **config.model.overrides())
+            ckpt.check_resume_vocabulary(config.model.init_from, train_set, model.config.vocab_size)
         else:
-            bert_config = config.model.bert_config(train_set.vocab_size, tokenizer.pad_token_id)
-            model = model_cls(bert_config)
+            model_config = config.model.model_config(train_set.vocab_size, tokenizer.pad_token_id)
+            model = model_cls(model_config)
         longest = max(p.max_seq_length for p in config.phases())
         if longest > model.config.max_position_embeddings:
             raise BertForgeError(
@@ -185,6 +196,13 @@ def pretrain(
         return trainer.run()
     finally:
         dist_utils.cleanup(env)
+
+
+def _has_sentence_head(model_cls: type) -> bool:
+    """Whether the pretraining model takes NSP/SOP labels (BERT, ALBERT) or not (RoBERTa, DistilBERT)."""
+    import inspect
+
+    return "next_sentence_label" in inspect.signature(model_cls.pretraining_loss).parameters
 
 
 class _Trainer:

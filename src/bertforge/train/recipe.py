@@ -35,13 +35,19 @@ OBJECTIVES = ("mlm+nsp", "mlm+sop", "mlm")
 
 @dataclass
 class ModelSection:
-    """The architecture: a preset, or a ``config.json`` (file or checkpoint directory), plus overrides.
+    """The architecture: a preset, a ``config.json`` (file or checkpoint directory), or a checkpoint to
+    continue pretraining from, plus overrides.
 
-    ``vocab_size`` is never set here: it comes from the dataset, so model and data cannot disagree.
+    The family (``model_type``: bert, roberta, albert, distilbert) comes from the config file or
+    checkpoint when one is given, else from the preset's name (``roberta-tiny`` is a RoBERTa), else
+    from ``model_type``. ``vocab_size`` is never set here: it comes from the dataset, so model and
+    data cannot disagree.
     """
 
     preset: str = "bert-mini"
+    model_type: str | None = None
     config: str | None = None  # path to config.json or a directory holding one; wins over preset
+    init_from: str | None = None  # checkpoint whose weights (and architecture) start the run
     hidden_size: int | None = None
     num_hidden_layers: int | None = None
     num_attention_heads: int | None = None
@@ -52,21 +58,54 @@ class ModelSection:
     attention_probs_dropout_prob: float | None = None
 
     def __post_init__(self) -> None:
-        if self.config is None:
-            self.bert_config(vocab_size=128)  # validates preset name and overrides early
+        if self.config is None and self.init_from is None:
+            self.model_config(vocab_size=128)  # validates family, preset name and overrides early
 
     def overrides(self) -> dict[str, Any]:
         return {
             f.name: getattr(self, f.name)
             for f in dataclasses.fields(self)
-            if f.name not in ("preset", "config") and getattr(self, f.name) is not None
+            if f.name not in ("preset", "model_type", "config", "init_from")
+            and getattr(self, f.name) is not None
         }
 
+    def family(self) -> str:
+        """The model_type this section builds."""
+        from ..auto import FAMILIES, checkpoint_model_type
+
+        source = self.init_from or self.config
+        if source is not None:
+            return checkpoint_model_type(source)
+        if self.model_type is not None:
+            return self.model_type
+        # "albert-base" -> albert; "bert-mini" -> bert. Longest name first: "distilbert" before "bert".
+        for model_type in sorted(FAMILIES, key=len, reverse=True):
+            if self.preset.startswith(f"{model_type}-"):
+                return model_type
+        return "bert"
+
+    def model_config(self, vocab_size: int, pad_token_id: int | None = None) -> Any:
+        """The family's config for a dataset with ``vocab_size`` tokens."""
+        from ..auto import config_class_for
+
+        overrides = {**self.overrides(), "vocab_size": vocab_size}
+        if pad_token_id is not None:
+            overrides["pad_token_id"] = pad_token_id
+        config_class = config_class_for(self.family())
+        source = self.init_from or self.config
+        if source is not None:
+            return config_class.from_pretrained(source, **overrides)
+        from_preset = getattr(config_class, "from_preset", None)
+        if from_preset is None:
+            raise BertForgeError(f"the {self.family()} family has no presets; pass --model.config DIR")
+        return from_preset(self.preset, **overrides)
+
     def bert_config(self, vocab_size: int, pad_token_id: int = 0) -> BertConfig:
-        overrides = {**self.overrides(), "vocab_size": vocab_size, "pad_token_id": pad_token_id}
-        if self.config is not None:
-            return BertConfig.from_pretrained(self.config, **overrides)
-        return BertConfig.from_preset(self.preset, **overrides)
+        """The BERT config of a BERT section (kept for callers that predate the other families)."""
+        config = self.model_config(vocab_size, pad_token_id)
+        if not isinstance(config, BertConfig):
+            raise BertForgeError(f"model section builds a {config.model_type}, not a BERT")
+        return config
 
 
 @dataclass
