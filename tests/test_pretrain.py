@@ -13,7 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import tomllib
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser, published before it joined the standard library
+    import tomli as tomllib
 import torch
 
 from _pretrain_helpers import make_dataset, tiny_overrides, tiny_recipe

@@ -4,10 +4,15 @@ values are errors that name them; the resolved config written back is itself a r
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import pytest
-import tomllib
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser, published before it joined the standard library
+    import tomli as tomllib
 
 from bertforge import BertForgeError
 from bertforge.train.recipe import (

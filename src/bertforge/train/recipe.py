@@ -16,13 +16,17 @@ import dataclasses
 import difflib
 import json
 import re
+import sys
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tomllib
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser, published before it joined the standard library
+    import tomli as tomllib
 
 from ..config import BertConfig
 from ..errors import BertForgeError
