@@ -1,0 +1,678 @@
+"""DistilBERT (Sanh et al., 2019): BERT's encoder with half the layers, no token types and no pooler.
+
+Module and parameter names follow transformers' ``modeling_distilbert.py`` one to one
+(``distilbert.embeddings.word_embeddings``, ``distilbert.transformer.layer.N.attention.q_lin``,
+``...sa_layer_norm``, ``...ffn.lin1``, ``...output_layer_norm``, ``vocab_transform``,
+``vocab_projector``), so a state dict moves between the two without a rename table. The maths is
+bertforge.ops', shared with BERT.
+
+With ``sinusoidal_pos_embds`` the position table is the fixed sin/cos table of the Transformer paper,
+frozen (``requires_grad=False``) and saved in the state dict, so transformers loads it unchanged.
+
+Shapes in comments: B batch, T sequence length, H = dim, N heads, P selected rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import ACTIVATIONS, PretrainedConfig
+from ..errors import BertForgeError
+from ..heads import BertForSequenceClassification
+from ..masked_lm import IGNORE_INDEX, masked_lm_inputs, masked_positions_loss
+from ..ops import (
+    Dropout,
+    activation,
+    attention,
+    gather_rows,
+    key_padding_mask,
+    merge_heads,
+    sinusoidal_positions,
+    split_heads,
+)
+from ..outputs import (
+    BaseModelOutputWithPooling,
+    MaskedLMOutput,
+    MultipleChoiceModelOutput,
+    PreTrainingLossOutput,
+    QuestionAnsweringModelOutput,
+    SequenceClassifierOutput,
+    TokenClassifierOutput,
+)
+from ..pretrained import PreTrainedModel, deferred_init
+
+__all__ = [
+    "DistilBertConfig",
+    "DistilBertForMaskedLM",
+    "DistilBertForMultipleChoice",
+    "DistilBertForQuestionAnswering",
+    "DistilBertForSequenceClassification",
+    "DistilBertForTokenClassification",
+    "DistilBertModel",
+    "DistilBertPreTrainedModel",
+]
+
+# DistilBERT hard-codes its LayerNorm epsilon (transformers too); it is not a config.json key.
+LAYER_NORM_EPS = 1e-12
+
+# Generic (BERT) config names -> DistilBERT's config.json names; accepted by from_preset and replace,
+# so a recipe's --model.hidden_size works for every family.
+GENERIC_NAMES = {
+    "hidden_size": "dim",
+    "num_hidden_layers": "n_layers",
+    "num_attention_heads": "n_heads",
+    "intermediate_size": "hidden_dim",
+    "hidden_act": "activation",
+    "hidden_dropout_prob": "dropout",
+    "attention_probs_dropout_prob": "attention_dropout",
+}
+
+
+def _to_distilbert_names(values: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in values.items():
+        name = GENERIC_NAMES.get(key, key)
+        if name in out and out[name] != value:
+            raise BertForgeError(f"{key} and {name} are the same DistilBERT setting; give one of them")
+        out[name] = value
+    return out
+
+
+@dataclass
+class DistilBertConfig(PretrainedConfig):
+    """Architecture of a DistilBERT model with transformers' config.json names and defaults
+    (distilbert-base-uncased). The generic names other code reads (``hidden_size``,
+    ``num_hidden_layers``, ``num_attention_heads``, ``intermediate_size``, ``type_vocab_size`` = 0,
+    ``layer_norm_eps``) are read-only properties over these fields."""
+
+    model_type: ClassVar[str] = "distilbert"
+
+    vocab_size: int = 30522
+    max_position_embeddings: int = 512
+    sinusoidal_pos_embds: bool = False
+    n_layers: int = 6
+    n_heads: int = 12
+    dim: int = 768
+    hidden_dim: int = 3072
+    dropout: float = 0.1
+    attention_dropout: float = 0.1
+    activation: str = "gelu"
+    initializer_range: float = 0.02
+    qa_dropout: float = 0.1
+    seq_classif_dropout: float = 0.2
+    pad_token_id: int = 0
+    # Old checkpoints' spelling of "tie the MLM decoder to the word embeddings"; kept for round
+    # trips. What ties the weights (here and in transformers) is tie_word_embeddings.
+    tie_weights_: bool = True
+    tie_word_embeddings: bool = True
+
+    def validate(self) -> None:
+        self._check_positive("vocab_size", "max_position_embeddings", "n_layers", "n_heads", "dim", "hidden_dim")
+        if self.dim % self.n_heads != 0:
+            suggestion = max(d for d in range(1, self.n_heads + 1) if self.dim % d == 0)
+            raise BertForgeError(
+                f"dim ({self.dim}) must be divisible by n_heads ({self.n_heads}); try n_heads={suggestion}"
+            )
+        if self.activation not in ACTIVATIONS:
+            raise BertForgeError(
+                f"activation {self.activation!r} is not supported; choose from {', '.join(ACTIVATIONS)}"
+            )
+        self._check_probabilities("dropout", "attention_dropout", "qa_dropout", "seq_classif_dropout")
+        if not 0 <= self.pad_token_id < self.vocab_size:
+            raise BertForgeError(
+                f"pad_token_id ({self.pad_token_id}) must be in [0, vocab_size={self.vocab_size})"
+            )
+        if self.initializer_range <= 0:
+            raise BertForgeError(
+                f"initializer_range ({self.initializer_range}) must be positive; DistilBERT uses 0.02"
+            )
+        super().validate()
+
+    # ------------------------------------------------------------- generic names
+    @property
+    def hidden_size(self) -> int:
+        return self.dim
+
+    @property
+    def num_hidden_layers(self) -> int:
+        return self.n_layers
+
+    @property
+    def num_attention_heads(self) -> int:
+        return self.n_heads
+
+    @property
+    def intermediate_size(self) -> int:
+        return self.hidden_dim
+
+    @property
+    def hidden_act(self) -> str:
+        return self.activation
+
+    @property
+    def hidden_dropout_prob(self) -> float:
+        return self.dropout
+
+    @property
+    def attention_probs_dropout_prob(self) -> float:
+        return self.attention_dropout
+
+    @property
+    def type_vocab_size(self) -> int:
+        return 0  # no segment embeddings: feed no token_type_ids
+
+    @property
+    def layer_norm_eps(self) -> float:
+        return LAYER_NORM_EPS
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.n_heads
+
+    # ------------------------------------------------------------------- building
+    def replace(self, **changes: Any) -> DistilBertConfig:
+        """A copy with some fields changed; BERT's names (hidden_size, num_hidden_layers ...) are
+        accepted for DistilBERT's (dim, n_layers ...)."""
+        return super().replace(**_to_distilbert_names(changes))
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> DistilBertConfig:
+        """A named architecture: ``distilbert-base`` (6 x 768), ``distilbert-tiny`` (2 x 128),
+        ``distilbert-mini`` (4 x 256), ``distilbert-small`` (4 x 512), or ``distilbert-L{n}-H{h}``.
+        Overrides may use DistilBERT's or BERT's field names."""
+        canonical = PRESET_ALIASES.get(name, name)
+        if canonical not in PRESETS:
+            raise BertForgeError(f"unknown preset {name!r}; choose from {', '.join(preset_names())}")
+        overrides = _to_distilbert_names(overrides)
+        unknown = set(overrides) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise BertForgeError(f"unknown DistilBERT config field(s) {', '.join(sorted(unknown))}")
+        return cls(**{**PRESETS[canonical], **overrides})
+
+
+def _compact(layers: int, hidden: int) -> dict[str, Any]:
+    return {"n_layers": layers, "dim": hidden, "n_heads": hidden // 64, "hidden_dim": 4 * hidden}
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    f"distilbert-L{layers}-H{hidden}": _compact(layers, hidden)
+    for layers in (2, 3, 4, 6)
+    for hidden in (128, 256, 512, 768)
+}
+PRESET_ALIASES: dict[str, str] = {
+    "distilbert-tiny": "distilbert-L2-H128",
+    "distilbert-mini": "distilbert-L4-H256",
+    "distilbert-small": "distilbert-L4-H512",
+    "distilbert-base": "distilbert-L6-H768",
+}
+
+
+def preset_names() -> list[str]:
+    return [*PRESET_ALIASES, *PRESETS]
+
+
+# ------------------------------------------------------------------------------------- modules
+class DistilBertEmbeddings(nn.Module):
+    """word + position embeddings (learned, or the frozen sin/cos table), LayerNorm, dropout."""
+
+    def __init__(self, config: DistilBertConfig) -> None:
+        super().__init__()
+        self.word_embeddings = nn.Embedding(config.vocab_size, config.dim, padding_idx=config.pad_token_id)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.dim)
+        self.LayerNorm = nn.LayerNorm(config.dim, eps=LAYER_NORM_EPS)
+        self.dropout = Dropout(config.dropout)
+        self.sinusoidal = config.sinusoidal_pos_embds
+        if self.sinusoidal:
+            self.position_embeddings.weight.requires_grad_(False)
+
+    def reset_extra_parameters(self) -> None:
+        # Runs after the tables' own initialisation (apply visits children first).
+        if self.sinusoidal:
+            with torch.no_grad():
+                self.position_embeddings.weight.copy_(sinusoidal_positions(*self.position_embeddings.weight.shape))
+
+    def forward(self, input_ids: torch.Tensor, position_ids: torch.Tensor | None = None) -> torch.Tensor:
+        if position_ids is None:
+            position_ids = torch.arange(input_ids.shape[1], device=input_ids.device).unsqueeze(0)  # (1, T)
+        embeddings = self.word_embeddings(input_ids) + self.position_embeddings(position_ids)
+        return self.dropout(self.LayerNorm(embeddings))
+
+
+class DistilBertSelfAttention(nn.Module):
+    """Multi-head attention with its output projection (``out_lin``); no residual, no norm."""
+
+    def __init__(self, config: DistilBertConfig) -> None:
+        super().__init__()
+        self.n_heads = config.n_heads
+        self.q_lin = nn.Linear(config.dim, config.dim)
+        self.k_lin = nn.Linear(config.dim, config.dim)
+        self.v_lin = nn.Linear(config.dim, config.dim)
+        self.out_lin = nn.Linear(config.dim, config.dim)
+        self.dropout_prob = config.attention_dropout
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        output_attentions: bool = False,
+        queries: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``attention_mask``: bool (B, 1, 1, T) or None; ``queries``: (B, P, H) rows to compute
+        (default: all positions); keys and values always come from all of ``hidden_states``."""
+        device_type = hidden_states.device.type
+        if torch.is_autocast_enabled(device_type):
+            # Cast the fp32 LayerNorm output once, not once per projection.
+            hidden_states = hidden_states.to(torch.get_autocast_dtype(device_type))
+            if queries is not None:
+                queries = queries.to(hidden_states.dtype)
+        query = split_heads(self.q_lin(hidden_states if queries is None else queries), self.n_heads)
+        key = split_heads(self.k_lin(hidden_states), self.n_heads)
+        value = split_heads(self.v_lin(hidden_states), self.n_heads)
+        context, probs = attention(
+            query, key, value, attention_mask, self.dropout_prob, self.training, output_attentions
+        )
+        return self.out_lin(merge_heads(context)), probs
+
+
+class DistilBertFFN(nn.Module):
+    """lin1 -> activation -> lin2 -> dropout."""
+
+    def __init__(self, config: DistilBertConfig) -> None:
+        super().__init__()
+        self.dropout = Dropout(config.dropout)
+        self.lin1 = nn.Linear(config.dim, config.hidden_dim)
+        self.lin2 = nn.Linear(config.hidden_dim, config.dim)
+        self.act = activation(config.activation)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.lin2(self.act(self.lin1(hidden_states))))
+
+
+class DistilBertTransformerBlock(nn.Module):
+    """One post-LN encoder layer: attention + residual + sa_layer_norm, FFN + residual + output_layer_norm.
+
+    (DistilBERT applies no dropout to the attention output before the residual, unlike BERT.)
+    """
+
+    def __init__(self, config: DistilBertConfig) -> None:
+        super().__init__()
+        self.attention = DistilBertSelfAttention(config)
+        self.sa_layer_norm = nn.LayerNorm(config.dim, eps=LAYER_NORM_EPS)
+        self.ffn = DistilBertFFN(config)
+        self.output_layer_norm = nn.LayerNorm(config.dim, eps=LAYER_NORM_EPS)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        output_attentions: bool = False,
+        rows: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, T, H) -> (B, T, H); with ``rows`` (B, P), only those positions' outputs (B, P, H) —
+        exact, as in BertLayer: a position's output depends on its own query, residual and FFN."""
+        residual = hidden_states if rows is None else gather_rows(hidden_states, rows)
+        attended, probs = self.attention(
+            hidden_states, attention_mask, output_attentions, None if rows is None else residual
+        )
+        attended = self.sa_layer_norm(attended + residual)
+        return self.output_layer_norm(self.ffn(attended) + attended), probs
+
+
+class DistilBertTransformer(nn.Module):
+    def __init__(self, config: DistilBertConfig) -> None:
+        super().__init__()
+        self.layer = nn.ModuleList(DistilBertTransformerBlock(config) for _ in range(config.n_layers))
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+        last_layer_rows: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None, tuple[torch.Tensor, ...] | None]:
+        all_hidden: list[torch.Tensor] | None = [hidden_states] if output_hidden_states else None
+        all_attentions: list[torch.Tensor] | None = [] if output_attentions else None
+        last = len(self.layer) - 1
+        for index, layer in enumerate(self.layer):
+            rows = last_layer_rows if index == last else None
+            hidden_states, probs = layer(hidden_states, attention_mask, output_attentions, rows)
+            if all_hidden is not None:
+                all_hidden.append(hidden_states)
+            if all_attentions is not None:
+                all_attentions.append(probs)  # type: ignore[arg-type]
+        return (
+            hidden_states,
+            tuple(all_hidden) if all_hidden is not None else None,
+            tuple(all_attentions) if all_attentions is not None else None,
+        )
+
+
+# -------------------------------------------------------------------------------------- models
+class DistilBertPreTrainedModel(PreTrainedModel):
+    """Base of DistilBertModel and every DistilBERT head: config class and checkpoint layout."""
+
+    config: DistilBertConfig
+    config_class = DistilBertConfig
+    base_model_prefix = "distilbert"
+    base_modules = ("embeddings", "transformer")
+    required_modules = ("embeddings", "transformer")
+
+
+class DistilBertModel(DistilBertPreTrainedModel):
+    """The bare encoder: the last hidden state (no pooler; ``pooler_output`` is None)."""
+
+    def __init__(self, config: DistilBertConfig) -> None:
+        super().__init__()
+        self.config = config
+        with deferred_init():
+            self.embeddings = DistilBertEmbeddings(config)
+            self.transformer = DistilBertTransformer(config)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.embeddings.word_embeddings
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> BaseModelOutputWithPooling:
+        return self._forward(input_ids, attention_mask, position_ids, output_hidden_states, output_attentions)
+
+    def sequence_output(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The last hidden state (B, T, H). ``token_type_ids`` is accepted for a uniform signature
+        across families and ignored: DistilBERT has no segments."""
+        return self._forward(input_ids, attention_mask, None, False, False).last_hidden_state
+
+    def forward_rows(
+        self,
+        input_ids: torch.Tensor,
+        rows: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> BaseModelOutputWithPooling:
+        """Like ``forward``, but the last layer computes only the (B, P) positions ``rows``
+        (``last_hidden_state`` is (B, P, H)); see BertModel.forward_rows. ``token_type_ids`` ignored."""
+        return self._forward(input_ids, attention_mask, None, False, False, rows)
+
+    def _forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        position_ids: torch.Tensor | None,
+        output_hidden_states: bool,
+        output_attentions: bool,
+        last_layer_rows: torch.Tensor | None = None,
+    ) -> BaseModelOutputWithPooling:
+        if input_ids.dim() != 2:
+            raise ValueError(f"input_ids must be (batch, seq_len), got shape {tuple(input_ids.shape)}")
+        if input_ids.shape[1] > self.config.max_position_embeddings:
+            raise ValueError(
+                f"sequence length {input_ids.shape[1]} exceeds max_position_embeddings "
+                f"({self.config.max_position_embeddings}); truncate the input (tokenizer max_length)"
+            )
+        hidden = self.embeddings(input_ids, position_ids)
+        hidden, all_hidden, all_attentions = self.transformer(
+            hidden, key_padding_mask(attention_mask), output_hidden_states, output_attentions, last_layer_rows
+        )
+        return BaseModelOutputWithPooling(
+            last_hidden_state=hidden, hidden_states=all_hidden, attentions=all_attentions
+        )
+
+
+class DistilBertForMaskedLM(DistilBertPreTrainedModel):
+    """Masked-LM scores: vocab_transform -> activation -> vocab_layer_norm -> vocab_projector (tied
+    to the word embeddings). Also the family's pretraining model (masked LM alone, no sentence head)."""
+
+    tied_weights = {"vocab_projector.weight": "distilbert.embeddings.word_embeddings.weight"}
+
+    def __init__(self, config: DistilBertConfig) -> None:
+        super().__init__()
+        self.config = config
+        with deferred_init():
+            self.distilbert = DistilBertModel(config)
+            self.vocab_transform = nn.Linear(config.dim, config.dim)
+            self.vocab_layer_norm = nn.LayerNorm(config.dim, eps=LAYER_NORM_EPS)
+            self.vocab_projector = nn.Linear(config.dim, config.vocab_size)
+        self.act = activation(config.activation)
+        self.post_init()
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.vocab_projector
+
+    def mlm_logits(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """Vocabulary scores for hidden states of any leading shape, e.g. (M, H) masked rows only."""
+        return self.vocab_projector(self.vocab_layer_norm(self.act(self.vocab_transform(hidden_states))))
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> MaskedLMOutput:
+        out = self.distilbert(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+        )
+        logits = self.mlm_logits(out.last_hidden_state)
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=IGNORE_INDEX
+            )
+        return MaskedLMOutput(loss, logits, out.hidden_states, out.attentions)
+
+    def pretraining_loss(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        accuracy: bool = True,
+    ) -> PreTrainingLossOutput:
+        """MLM loss at the masked positions only (``labels`` != -100): the last layer and the
+        vocabulary projection run on those rows alone. ``token_type_ids`` (from the pretraining
+        batch) is ignored."""
+        if labels is None:
+            raise ValueError("pretraining_loss needs labels: token ids at masked positions, -100 elsewhere")
+        hidden, targets, _ = masked_lm_inputs(
+            self.distilbert,  # type: ignore[arg-type]
+            input_ids,
+            attention_mask,
+            None,
+            labels,
+            with_cls=False,
+        )
+        loss, correct, count = masked_positions_loss(self.mlm_logits, hidden, targets, accuracy)  # type: ignore[arg-type]
+        return PreTrainingLossOutput(loss, loss, correct, count)
+
+
+class DistilBertForSequenceClassification(DistilBertPreTrainedModel):
+    """[CLS] hidden state -> pre_classifier -> ReLU -> dropout -> classifier; regression when num_labels == 1."""
+
+    def __init__(self, config: DistilBertConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.num_labels = config.num_labels
+        with deferred_init():
+            self.distilbert = DistilBertModel(config)
+            self.pre_classifier = nn.Linear(config.dim, config.dim)
+            self.classifier = nn.Linear(config.dim, config.num_labels)
+            self.dropout = Dropout(config.seq_classif_dropout)
+        self.post_init()
+
+    # BERT's loss rules (problem_type, or inferred from num_labels and the label dtype), shared.
+    _loss = BertForSequenceClassification._loss
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> SequenceClassifierOutput:
+        out = self.distilbert(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+        )
+        pooled = self.dropout(F.relu(self.pre_classifier(out.last_hidden_state[:, 0])))
+        logits = self.classifier(pooled)
+        loss = self._loss(logits, labels) if labels is not None else None
+        return SequenceClassifierOutput(loss, logits, out.hidden_states, out.attentions)
+
+
+class DistilBertForTokenClassification(DistilBertPreTrainedModel):
+    """A linear layer over every token's hidden state (dropout = config.dropout)."""
+
+    def __init__(self, config: DistilBertConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.num_labels = config.num_labels
+        with deferred_init():
+            self.distilbert = DistilBertModel(config)
+            self.dropout = Dropout(config.dropout)
+            self.classifier = nn.Linear(config.dim, config.num_labels)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> TokenClassifierOutput:
+        out = self.distilbert(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+        )
+        logits = self.classifier(self.dropout(out.last_hidden_state))
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(
+                logits.view(-1, self.num_labels).float(), labels.view(-1), ignore_index=IGNORE_INDEX
+            )
+        return TokenClassifierOutput(loss, logits, out.hidden_states, out.attentions)
+
+
+class DistilBertForQuestionAnswering(DistilBertPreTrainedModel):
+    """Extractive QA: dropout (qa_dropout) then start and end logits for every token."""
+
+    def __init__(self, config: DistilBertConfig) -> None:
+        super().__init__()
+        if config.num_labels != 2:
+            raise BertForgeError(
+                f"DistilBertForQuestionAnswering needs num_labels = 2 (start and end), got {config.num_labels}"
+            )
+        self.config = config
+        self.num_labels = config.num_labels
+        with deferred_init():
+            self.distilbert = DistilBertModel(config)
+            self.qa_outputs = nn.Linear(config.dim, config.num_labels)
+            self.dropout = Dropout(config.qa_dropout)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        start_positions: torch.Tensor | None = None,
+        end_positions: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> QuestionAnsweringModelOutput:
+        out = self.distilbert(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+        )
+        logits = self.qa_outputs(self.dropout(out.last_hidden_state))
+        start_logits, end_logits = (t.squeeze(-1).contiguous() for t in logits.split(1, -1))  # two (B, T)
+        loss = None
+        if start_positions is not None and end_positions is not None:
+            # Positions outside the window (answer truncated away) are clamped to T and ignored.
+            ignored = start_logits.shape[1]
+            start = start_positions.view(-1).clamp(0, ignored)
+            end = end_positions.view(-1).clamp(0, ignored)
+            loss = (
+                F.cross_entropy(start_logits.float(), start, ignore_index=ignored)
+                + F.cross_entropy(end_logits.float(), end, ignore_index=ignored)
+            ) / 2
+        return QuestionAnsweringModelOutput(loss, start_logits, end_logits, out.hidden_states, out.attentions)
+
+
+class DistilBertForMultipleChoice(DistilBertPreTrainedModel):
+    """Inputs (B, C, T); per choice [CLS] -> pre_classifier -> ReLU -> dropout -> one logit."""
+
+    def __init__(self, config: DistilBertConfig) -> None:
+        super().__init__()
+        self.config = config
+        with deferred_init():
+            self.distilbert = DistilBertModel(config)
+            self.pre_classifier = nn.Linear(config.dim, config.dim)
+            self.classifier = nn.Linear(config.dim, 1)
+            self.dropout = Dropout(config.seq_classif_dropout)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> MultipleChoiceModelOutput:
+        if input_ids.dim() != 3:
+            raise ValueError(
+                f"input_ids must be (batch, num_choices, seq_len), got shape {tuple(input_ids.shape)}"
+            )
+        num_choices = input_ids.shape[1]
+
+        def flat(t: torch.Tensor | None) -> torch.Tensor | None:
+            return t.reshape(-1, t.shape[-1]) if t is not None else None  # (B, C, T) -> (B*C, T)
+
+        out = self.distilbert(
+            input_ids=flat(input_ids),
+            attention_mask=flat(attention_mask),
+            position_ids=flat(position_ids),
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+        )
+        pooled = self.dropout(F.relu(self.pre_classifier(out.last_hidden_state[:, 0])))
+        logits = self.classifier(pooled).view(-1, num_choices)
+        loss = F.cross_entropy(logits.float(), labels.view(-1)) if labels is not None else None
+        return MultipleChoiceModelOutput(loss, logits, out.hidden_states, out.attentions)
