@@ -189,7 +189,15 @@ def pretrain(
             )
         model.to(env.device).train()  # from_pretrained returns eval mode, as in transformers
         bf16 = _use_bf16(train_cfg.dtype, env.device)
-        trainer = _Trainer(config, env, model, tokenizer, train_set, eval_set, bf16, progress, on_step)
+        loss_module = None
+        if config.distill.enabled:  # a teacher: train the student on the distillation loss
+            from .distill import prepare_distillation
+
+            fresh = resume_from is None and config.model.init_from is None
+            loss_module = prepare_distillation(config.distill, model, env.device, bf16, init_student=fresh)
+        trainer = _Trainer(
+            config, env, model, tokenizer, train_set, eval_set, bf16, progress, on_step, loss_module
+        )
         if resume_from is not None:
             trainer.load_state(ckpt.load_trainer_state(resume_from))
             log.info("resumed from %s at step %d", resume_from, trainer.step)
@@ -219,6 +227,7 @@ class _Trainer:
         bf16: bool,
         progress: bool,
         on_step: Callable[[int], None] | None,
+        loss_module: nn.Module | None = None,  # default: the model's own pretraining_loss
     ) -> None:
         self.config, self.env, self.model, self.tokenizer = config, env, model, tokenizer
         self.train_set, self.eval_set, self.bf16 = train_set, eval_set, bf16
@@ -226,7 +235,7 @@ class _Trainer:
         self.cfg = config.train
         self.out_dir = Path(config.output_dir)
         self.config_text = dump_toml(config)
-        self.ddp_model = dist_utils.wrap(_LossModule(model), env)
+        self.ddp_model = dist_utils.wrap(loss_module or _LossModule(model), env)
         self.optimizer = build_optimizer(model, config.optim)
         self.budget = self.cfg.budget_seconds
         # Data position and counters (all saved in trainer_state.pt).
@@ -327,8 +336,9 @@ class _Trainer:
 
     # ------------------------------------------------------------------------------ step
     def _train_step(self, cursor: DataCursor) -> torch.Tensor:
-        """One optimizer step; returns [loss, mlm_loss, nsp_loss, tokens] summed over micro-batches / accum."""
-        stats = torch.zeros(4, device=self.env.device)
+        """One optimizer step; returns [loss, mlm_loss, nsp_loss, tokens, distill_ce_loss,
+        distill_cos_loss] summed over micro-batches / accum."""
+        stats = torch.zeros(6, device=self.env.device)
         accum = self.cfg.grad_accum
         for i in range(accum):
             batch = {k: v.to(self.env.device, non_blocking=True) for k, v in cursor.next().items()}
@@ -343,6 +353,9 @@ class _Trainer:
             if out.nsp_loss is not None:
                 stats[2] += out.nsp_loss.detach().float() / accum
             stats[3] += batch["attention_mask"].sum()
+            for slot, name in ((4, "distill_ce_loss"), (5, "distill_cos_loss")):
+                if (term := getattr(out, name, None)) is not None:
+                    stats[slot] += term.detach().float() / accum
         if self.config.optim.max_grad_norm > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.optim.max_grad_norm)
         self.optimizer.step()
@@ -385,7 +398,7 @@ class _Trainer:
             self.data, self._batch_size(self.phase), env.rank, env.world_size, self.epoch, self.position
         )
         start = time.monotonic()
-        window = torch.zeros(4, device=env.device)
+        window = torch.zeros(6, device=env.device)
         window_steps, window_start, session_tokens, train_seconds = 0, start, 0.0, 0.0
         last_loss: float | None = None
         eval_metrics: dict[str, float] = {}
@@ -428,6 +441,10 @@ class _Trainer:
                         if self.config.data.objective != "mlm" else None,
                         "tokens_per_s": tokens_per_s, "elapsed_s": elapsed,
                     }  # fmt: skip
+                    if self.config.distill.enabled:
+                        windows = window_steps * env.world_size
+                        record["distill_ce_loss"] = float(stats[4]) / windows
+                        record["distill_cos_loss"] = float(stats[5]) / windows
                     metrics.log(record)
                     bar.set_postfix(loss=f"{last_loss:.4f}", tok_s=f"{tokens_per_s:,.0f}")
                     window.zero_()

@@ -234,15 +234,60 @@ class TrainSection:
 
 
 @dataclass
+class DistillSection:
+    """Distillation from a teacher (DistilBERT, Sanh et al. 2019); off while ``teacher`` is unset.
+
+    The loss is ``alpha_ce`` * KL(teacher || student) on temperature-softened vocabulary
+    distributions at the masked positions (times temperature^2) + ``alpha_mlm`` * the student's own
+    MLM cross-entropy + ``alpha_cos`` * (1 - cosine) between the student's and the teacher's last
+    hidden states at the non-padded positions (skipped, with a log line, when their widths differ).
+    With ``init_from_teacher`` a fresh student starts from the teacher's embeddings and the layers
+    ``teacher_layers`` (default: spread evenly, first and last included; DistilBERT took
+    [0, 2, 4, 7, 9, 11] of BERT-base's 12).
+    """
+
+    teacher: str | None = None  # checkpoint directory of the teacher (any family with a masked-LM head)
+    temperature: float = 2.0
+    alpha_ce: float = 5.0
+    alpha_mlm: float = 2.0
+    alpha_cos: float = 1.0
+    init_from_teacher: bool = True
+    teacher_layers: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.temperature > 0:
+            raise BertForgeError(f"distill.temperature must be > 0, got {self.temperature}")
+        for name in ("alpha_ce", "alpha_mlm", "alpha_cos"):
+            if getattr(self, name) < 0:
+                raise BertForgeError(f"distill.{name} must be >= 0, got {getattr(self, name)}")
+        if self.alpha_ce == self.alpha_mlm == self.alpha_cos == 0:
+            raise BertForgeError("distill.alpha_ce, alpha_mlm and alpha_cos are all 0; give one a weight")
+        if any(i < 0 for i in self.teacher_layers) or len(set(self.teacher_layers)) != len(self.teacher_layers):
+            raise BertForgeError(
+                f"distill.teacher_layers must be distinct layer indices >= 0, got {self.teacher_layers}"
+            )
+
+    @property
+    def enabled(self) -> bool:
+        return self.teacher is not None
+
+
+@dataclass
 class PretrainConfig:
     model: ModelSection = field(default_factory=ModelSection)
     data: DataSection = field(default_factory=DataSection)
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     train: TrainSection = field(default_factory=TrainSection)
+    distill: DistillSection = field(default_factory=DistillSection)
     output_dir: str = "runs/pretrain"
 
     def __post_init__(self) -> None:
+        if self.distill.enabled and self.data.objective != "mlm":
+            raise BertForgeError(
+                f"distillation trains the masked-LM objective alone (as DistilBERT); data.objective is "
+                f"{self.data.objective!r}, set --data.objective mlm"
+            )
         if self.train.budget is not None and self.schedule.warmup >= 1:
             raise BertForgeError(
                 f"schedule.warmup {self.schedule.warmup:g} is a step count; with train.budget give a "
