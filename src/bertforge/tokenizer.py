@@ -6,15 +6,19 @@
 from __future__ import annotations
 
 from .encoding import BatchEncoding
-from .tokenization.wordpiece import (
+from .tokenization.base import (
     LARGE_INTEGER,
-    SPECIAL_TOKEN_KEYS,
     SPECIAL_TOKENS_MAP_FILE,
     TOKENIZER_CONFIG_FILE,
     TOKENIZER_FILE,
+    FastTokenizer,
+)
+from .tokenization.wordpiece import (
+    SPECIAL_TOKEN_KEYS,
     TRAIN_SPECIAL_TOKENS,
     VOCAB_FILE,
     BertTokenizer,
+    DistilBertTokenizer,
     load_vocab,
 )
 
@@ -28,5 +32,7 @@ __all__ = [
     "VOCAB_FILE",
     "BatchEncoding",
     "BertTokenizer",
+    "DistilBertTokenizer",
+    "FastTokenizer",
     "load_vocab",
 ]
