@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
-from .wordpiece import BertTokenizer
+from .base import FastTokenizer
+from .bpe import RobertaTokenizer
+from .wordpiece import BertTokenizer, DistilBertTokenizer
 
-__all__ = ["BertTokenizer"]
+__all__ = ["BertTokenizer", "DistilBertTokenizer", "FastTokenizer", "RobertaTokenizer"]

@@ -95,6 +95,22 @@ def read_settings(directory: Path, keys: Sequence[str]) -> dict[str, Any]:
     return settings
 
 
+def added_tokens_decoder(tokenizer: FastTokenizer) -> dict[str, dict[str, Any]]:
+    """transformers' ``added_tokens_decoder`` entry: how each special token matches raw text."""
+    entries: dict[str, dict[str, Any]] = {}
+    for token in tokenizer.all_special_tokens:
+        added = tokenizer._added_token(token)
+        entries[str(tokenizer.get_vocab()[token])] = {
+            "content": token,
+            "lstrip": added.lstrip,
+            "normalized": added.normalized,
+            "rstrip": added.rstrip,
+            "single_word": added.single_word,
+            "special": True,
+        }
+    return dict(sorted(entries.items(), key=lambda item: int(item[0])))
+
+
 class FastTokenizer:
     """A ``tokenizers.Tokenizer`` with transformers' API (``__call__``, ``encode``, ``decode``, ...).
 
