@@ -19,6 +19,7 @@ from _helpers import BATCH, LENGTHS, SEQ, assert_close, padded_batch
 from bertforge.errors import BertForgeError
 from bertforge.models import albert as bf_albert
 from bertforge.models.albert import AlbertConfig, AlbertForMaskedLM, AlbertForPreTraining, AlbertModel
+from bertforge.ops import key_padding_mask
 
 TINY: dict[str, Any] = {
     "vocab_size": 99,
@@ -289,7 +290,7 @@ def test_changing_a_group_weight_changes_every_layer_that_uses_it(batch):
     with torch.no_grad():
         layer.ffn.weight.add_(change)
     after = run(model, "AlbertModel", batch, output_hidden_states=True).hidden_states
-    mask = bf_albert.key_padding_mask(batch["attention_mask"])
+    mask = key_padding_mask(batch["attention_mask"])
     for index in range(3):
         # Each layer's output is the (changed) shared module applied to that layer's input ...
         with torch.no_grad():
