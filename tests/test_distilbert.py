@@ -11,8 +11,13 @@ import torch
 import transformers
 
 from _helpers import BATCH, LENGTHS, NUM_CHOICES, SEQ, assert_close, output_tensors, tiny_config
-from bertforge.auto import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoModelForSequenceClassification
-from bertforge.auto import forward_kwargs
+from bertforge.auto import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForMaskedLM,
+    AutoModelForSequenceClassification,
+    forward_kwargs,
+)
 from bertforge.errors import BertForgeError
 from bertforge.models import distilbert as D
 from bertforge.models.distilbert import (
@@ -25,7 +30,14 @@ from bertforge.models.distilbert import (
 from bertforge.ops import sinusoidal_positions
 
 VOCAB = 99
-TINY = {"vocab_size": VOCAB, "dim": 32, "n_layers": 2, "n_heads": 4, "hidden_dim": 37, "max_position_embeddings": 64}
+TINY = {
+    "vocab_size": VOCAB,
+    "dim": 32,
+    "n_layers": 2,
+    "n_heads": 4,
+    "hidden_dim": 37,
+    "max_position_embeddings": 64,
+}
 NAMES = (
     "DistilBertModel",
     "DistilBertForMaskedLM",
@@ -149,7 +161,9 @@ def test_real_config_json_round_trips_and_loads_through_autoconfig(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(data))
     config = AutoConfig.from_pretrained(tmp_path)
     assert isinstance(config, DistilBertConfig)
-    assert config == DistilBertConfig(extra={"architectures": ["DistilBertForMaskedLM"], "transformers_version": "4.10.0.dev0"})
+    assert config == DistilBertConfig(
+        extra={"architectures": ["DistilBertForMaskedLM"], "transformers_version": "4.10.0.dev0"}
+    )
     written = config.to_dict()
     assert {k: written[k] for k in data} == data
 
@@ -208,7 +222,9 @@ def test_sequence_classification_regression_and_multi_label_losses_match(tmp_pat
         theirs = hf_model(name, num_labels=num_labels)
         theirs.save_pretrained(tmp_path / str(num_labels))
         ours = DistilBertForSequenceClassification.from_pretrained(tmp_path / str(num_labels))
-        assert_same(run(ours, name, batch, {"labels": labels}), run(theirs, name, batch, {"labels": labels}), True)
+        assert_same(
+            run(ours, name, batch, {"labels": labels}), run(theirs, name, batch, {"labels": labels}), True
+        )
 
 
 # ------------------------------------------------------------------------------ ours -> transformers
@@ -217,7 +233,9 @@ def test_sequence_classification_regression_and_multi_label_losses_match(tmp_pat
     [(name, False, "auto") for name in NAMES]
     + [("DistilBertForMaskedLM", True, "specific"), ("DistilBertForSequenceClassification", True, "auto")],
 )
-def test_our_checkpoint_loads_in_transformers_with_identical_outputs(tmp_path, batch, name, sinusoidal, loader):
+def test_our_checkpoint_loads_in_transformers_with_identical_outputs(
+    tmp_path, batch, name, sinusoidal, loader
+):
     ours = bf_model(name, seed=1, sinusoidal_pos_embds=sinusoidal)
     perturb(ours)
     ours.save_pretrained(tmp_path)
@@ -315,10 +333,14 @@ def test_distilbert_sinusoidal_positions_equal_transformers_table_and_stay_froze
     model = bf_model("DistilBertForMaskedLM", sinusoidal_pos_embds=True).train()
     table = model.distilbert.embeddings.position_embeddings.weight
     assert not table.requires_grad
-    assert_close(table, hf_model("DistilBertModel", sinusoidal_pos_embds=True).embeddings.position_embeddings.weight)
+    assert_close(
+        table, hf_model("DistilBertModel", sinusoidal_pos_embds=True).embeddings.position_embeddings.weight
+    )
     assert_close(table, sinusoidal_positions(64, 32))
     before = table.detach().clone()
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=0.1, weight_decay=0.1)
+    optimizer = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=0.1, weight_decay=0.1
+    )
     model.pretraining_loss(**batch, labels=labels_for("DistilBertForMaskedLM")["labels"]).loss.backward()
     optimizer.step()
     assert table.grad is None
@@ -326,9 +348,9 @@ def test_distilbert_sinusoidal_positions_equal_transformers_table_and_stay_froze
 
 
 def test_bert_sinusoidal_positions_are_frozen_and_load_in_transformers_bert(tmp_path):
+    from _helpers import padded_batch as bert_batch
     from bertforge import BertForMaskedLM, BertModel
     from bertforge.train.optim import OptimConfig, build_optimizer
-    from _helpers import padded_batch as bert_batch
 
     batch = bert_batch()
     model = BertForMaskedLM(tiny_config(sinusoidal_pos_embds=True)).train()
@@ -344,7 +366,10 @@ def test_bert_sinusoidal_positions_are_frozen_and_load_in_transformers_bert(tmp_
 
     model.eval().save_pretrained(tmp_path)
     reloaded = BertModel.from_pretrained(tmp_path)
-    assert reloaded.config.sinusoidal_pos_embds and not reloaded.embeddings.position_embeddings.weight.requires_grad
+    assert (
+        reloaded.config.sinusoidal_pos_embds
+        and not reloaded.embeddings.position_embeddings.weight.requires_grad
+    )
     theirs = transformers.BertModel.from_pretrained(tmp_path, attn_implementation="eager").eval()
     with torch.no_grad():
         assert_close(theirs.embeddings.position_embeddings.weight, before)

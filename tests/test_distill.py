@@ -96,7 +96,9 @@ def test_soft_target_loss_is_temperature_scaled_kl_by_hand():
     # By hand: both rows have p = (.5065, .3072, .1863); KL 0.3202 and 0.0784, mean 0.1993, x T^2 = 4.
     assert expected == pytest.approx(0.7972, abs=1e-4)
     # DistilBERT's formulation: KLDivLoss(batchmean)(log_softmax(s/T), softmax(t/T)) * T^2.
-    reference = torch.nn.KLDivLoss(reduction="batchmean")(F.log_softmax(student / T, -1), F.softmax(teacher / T, -1))
+    reference = torch.nn.KLDivLoss(reduction="batchmean")(
+        F.log_softmax(student / T, -1), F.softmax(teacher / T, -1)
+    )
     assert_close(got, reference * T**2)
     # Gradient: T * (softmax(s/T) - softmax(t/T)) / rows.
     s = student.clone().requires_grad_(True)
@@ -113,7 +115,9 @@ def test_hidden_cosine_loss_by_hand_and_masked_positions_are_left_out():
     all_three = ((1 - 1 / math.sqrt(2)) + 2 + (1 + 1 / math.sqrt(2))) / 3
     assert hidden_cosine_loss(student, teacher).item() == pytest.approx(all_three, rel=1e-6)
     mask = torch.tensor([[1, 1, 0]])
-    assert hidden_cosine_loss(student, teacher, mask).item() == pytest.approx(((1 - 1 / math.sqrt(2)) + 2) / 2)
+    assert hidden_cosine_loss(student, teacher, mask).item() == pytest.approx(
+        ((1 - 1 / math.sqrt(2)) + 2) / 2
+    )
     assert hidden_cosine_loss(student, 3 * student).item() == pytest.approx(0.0, abs=1e-6)
     with pytest.raises(ValueError, match="equal widths"):
         hidden_cosine_loss(student, teacher[..., :1])
@@ -144,7 +148,9 @@ def test_distillation_loss_is_the_weighted_sum_with_teacher_logits_at_masked_pos
     assert student.vocab_transform.weight.grad is not None
 
     # Without the cosine term, the student's last layer runs at the masked rows only: same ce and mlm.
-    no_cos = DistillationLoss(student, teacher, temperature=2.0, alpha_ce=5.0, alpha_mlm=2.0, alpha_cos=0.0)(**b)
+    no_cos = DistillationLoss(student, teacher, temperature=2.0, alpha_ce=5.0, alpha_mlm=2.0, alpha_cos=0.0)(
+        **b
+    )
     assert no_cos.distill_cos_loss is None
     assert_close(no_cos.loss, 5 * ce + 2 * mlm)
 
@@ -188,7 +194,10 @@ def test_student_initialisation_copies_exactly_the_chosen_layers():
     emb, t_emb = student.distilbert.embeddings, teacher.bert.embeddings
     assert torch.equal(emb.word_embeddings.weight, t_emb.word_embeddings.weight)
     assert student.vocab_projector.weight is emb.word_embeddings.weight
-    assert_close(emb.position_embeddings.weight, t_emb.position_embeddings.weight + t_emb.token_type_embeddings.weight[0])
+    assert_close(
+        emb.position_embeddings.weight,
+        t_emb.position_embeddings.weight + t_emb.token_type_embeddings.weight[0],
+    )
     assert torch.equal(student.vocab_projector.bias, teacher.cls.predictions.bias)
 
     # BERT -> BERT copies the layers under their own names; the rest of the teacher is untouched.
@@ -198,14 +207,18 @@ def test_student_initialisation_copies_exactly_the_chosen_layers():
         mine = bert_student.bert.encoder.layer[s_index].state_dict()
         theirs = t_layers[t_index].state_dict()
         assert all(torch.equal(mine[k], theirs[k]) for k in theirs)
-    assert torch.equal(bert_student.bert.embeddings.token_type_embeddings.weight, t_emb.token_type_embeddings.weight)
+    assert torch.equal(
+        bert_student.bert.embeddings.token_type_embeddings.weight, t_emb.token_type_embeddings.weight
+    )
 
     # DistilBERT -> DistilBERT, and a sinusoidal student keeps its frozen table.
     sin_student = DistilBertForMaskedLM(DistilBertConfig(**DISTIL, n_layers=1, sinusoidal_pos_embds=True))
     table = sin_student.distilbert.embeddings.position_embeddings.weight.clone()
     init_student_from_teacher(sin_student, student, [1])
     assert torch.equal(sin_student.distilbert.embeddings.position_embeddings.weight, table)
-    assert torch.equal(sin_student.distilbert.transformer.layer[0].ffn.lin1.weight, s_layers[1].ffn.lin1.weight)
+    assert torch.equal(
+        sin_student.distilbert.transformer.layer[0].ffn.lin1.weight, s_layers[1].ffn.lin1.weight
+    )
 
 
 def test_student_initialisation_refuses_other_shapes_and_bad_layer_lists():
@@ -287,12 +300,16 @@ def test_distillation_into_a_narrower_bert_skips_the_cosine_term(corpus, teacher
     assert "alpha_cos skipped" in caplog.text and "student hidden_size 16, teacher 32" in caplog.text
     (record,) = [r for r in read_metrics(tmp_path / "metrics.jsonl") if r["event"] == "train"]
     assert record["distill_cos_loss"] == 0.0
-    assert record["loss"] == pytest.approx(5.0 * record["distill_ce_loss"] + 2.0 * record["mlm_loss"], rel=1e-4)
+    assert record["loss"] == pytest.approx(
+        5.0 * record["distill_ce_loss"] + 2.0 * record["mlm_loss"], rel=1e-4
+    )
     assert result.steps == 1 and BertForMaskedLM.from_pretrained(tmp_path / "model").config.hidden_size == 16
 
 
 def test_teacher_with_another_vocabulary_is_a_one_line_error(corpus, tmp_path):
-    BertForMaskedLM(BertConfig(**{**BERT, "vocab_size": 301}, num_hidden_layers=2)).save_pretrained(tmp_path / "t")
+    BertForMaskedLM(BertConfig(**{**BERT, "vocab_size": 301}, num_hidden_layers=2)).save_pretrained(
+        tmp_path / "t"
+    )
     config = tiny_recipe(*corpus, tmp_path / "run", data__objective="mlm", distill__teacher=tmp_path / "t")
     with pytest.raises(BertForgeError, match="vocab_size 301 but the student 300") as err:
         pretrain(config, progress=False)

@@ -113,7 +113,9 @@ class DistilBertConfig(PretrainedConfig):
     tie_word_embeddings: bool = True
 
     def validate(self) -> None:
-        self._check_positive("vocab_size", "max_position_embeddings", "n_layers", "n_heads", "dim", "hidden_dim")
+        self._check_positive(
+            "vocab_size", "max_position_embeddings", "n_layers", "n_heads", "dim", "hidden_dim"
+        )
         if self.dim % self.n_heads != 0:
             suggestion = max(d for d in range(1, self.n_heads + 1) if self.dim % d == 0)
             raise BertForgeError(
@@ -235,7 +237,9 @@ class DistilBertEmbeddings(nn.Module):
         # Runs after the tables' own initialisation (apply visits children first).
         if self.sinusoidal:
             with torch.no_grad():
-                self.position_embeddings.weight.copy_(sinusoidal_positions(*self.position_embeddings.weight.shape))
+                self.position_embeddings.weight.copy_(
+                    sinusoidal_positions(*self.position_embeddings.weight.shape)
+                )
 
     def forward(self, input_ids: torch.Tensor, position_ids: torch.Tensor | None = None) -> torch.Tensor:
         if position_ids is None:

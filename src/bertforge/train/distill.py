@@ -72,7 +72,9 @@ def hidden_cosine_loss(
     if mask is not None:
         keep = mask.bool()
         student, teacher = student[keep], teacher[keep]
-    cosine = F.cosine_similarity(student.reshape(-1, student.shape[-1]), teacher.reshape(-1, teacher.shape[-1]), dim=-1)
+    cosine = F.cosine_similarity(
+        student.reshape(-1, student.shape[-1]), teacher.reshape(-1, teacher.shape[-1]), dim=-1
+    )
     if cosine.numel() == 0:
         return student.sum()
     return (1.0 - cosine).mean()
@@ -125,7 +127,8 @@ class DistillationLoss(nn.Module):
         super().__init__()
         self.model = student
         self.__dict__["teacher"] = teacher  # a plain attribute, not a registered submodule
-        self.temperature, self.alpha_ce, self.alpha_mlm, self.alpha_cos = temperature, alpha_ce, alpha_mlm, alpha_cos
+        self.temperature = temperature
+        self.alpha_ce, self.alpha_mlm, self.alpha_cos = alpha_ce, alpha_mlm, alpha_cos
         self.student_types = _takes_token_types(student.base_model)  # type: ignore[arg-type]
         self.teacher_types = _takes_token_types(teacher.base_model)  # type: ignore[arg-type]
 
@@ -145,20 +148,21 @@ class DistillationLoss(nn.Module):
         use_cos = self.alpha_cos > 0
         with torch.inference_mode():
             teacher_types = token_type_ids if self.teacher_types else None
-            teacher_hidden = self.teacher.base_model.sequence_output(input_ids, attention_mask, teacher_types)  # type: ignore[operator]
+            teacher_encoder: Any = self.teacher.base_model
+            teacher_hidden = teacher_encoder.sequence_output(input_ids, attention_mask, teacher_types)
             teacher_logits = mlm_logits(self.teacher, teacher_hidden[masked])  # (M, V): masked rows only
         # Clones outside inference mode: autograd may save them (the KL's backward reads the targets).
         teacher_logits = teacher_logits.clone()
-        student = self.model
+        encoder: Any = self.model.base_model
         student_types = token_type_ids if self.student_types else None
         if use_cos:
-            student_hidden = student.base_model.sequence_output(input_ids, attention_mask, student_types)  # type: ignore[operator]
+            student_hidden = encoder.sequence_output(input_ids, attention_mask, student_types)
             at_masks, targets = student_hidden[masked], labels[masked]
         else:  # the last layer only at the masked rows (same row order as labels[masked])
             at_masks, targets, _ = masked_lm_inputs(
-                student.base_model, input_ids, attention_mask, student_types, labels, with_cls=False  # type: ignore[arg-type]
+                encoder, input_ids, attention_mask, student_types, labels, with_cls=False
             )
-        logits = mlm_logits(student, at_masks).float()  # (M, V)
+        logits = mlm_logits(self.model, at_masks).float()  # (M, V)
         count = torch.tensor(targets.numel(), device=targets.device)
         mlm_loss = F.cross_entropy(logits, targets, reduction="sum") / count.clamp(min=1)
         ce_loss = soft_target_loss(logits, teacher_logits, self.temperature)
@@ -309,7 +313,9 @@ def init_student_from_teacher(
                     rows, dst.position.shape[0], rows,
                 )  # fmt: skip
         elif src.token_type is not None and dst.token_type is None:
-            log.warning("the student's sinusoidal positions are frozen; the teacher's segment embedding is dropped")
+            log.warning(
+                "the student's sinusoidal positions are frozen; the teacher's segment embedding is dropped"
+            )
         if dst.token_type is not None:
             if src.token_type is not None and src.token_type.shape == dst.token_type.shape:
                 dst.token_type.copy_(src.token_type)

@@ -262,7 +262,8 @@ class DistillSection:
                 raise BertForgeError(f"distill.{name} must be >= 0, got {getattr(self, name)}")
         if self.alpha_ce == self.alpha_mlm == self.alpha_cos == 0:
             raise BertForgeError("distill.alpha_ce, alpha_mlm and alpha_cos are all 0; give one a weight")
-        if any(i < 0 for i in self.teacher_layers) or len(set(self.teacher_layers)) != len(self.teacher_layers):
+        layers = self.teacher_layers
+        if any(i < 0 for i in layers) or len(set(layers)) != len(layers):
             raise BertForgeError(
                 f"distill.teacher_layers must be distinct layer indices >= 0, got {self.teacher_layers}"
             )
