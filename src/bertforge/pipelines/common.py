@@ -102,7 +102,7 @@ def detect_task(path: str | os.PathLike[str]) -> str:
 
 
 def model_class(task: str, model_type: str = "bert") -> Any:
-    """The class of ``task``'s head in the ``model_type`` family (BertForSequenceClassification ...)."""
+    """The class of ``task``'s head in the ``model_type`` family (its sequence-classification model ...)."""
     return model_class_for(model_type, get_task(task).head)
 
 
