@@ -39,8 +39,8 @@ def load_masked_lm(path: str | os.PathLike[str]) -> Any:
     """The masked-LM model of a checkpoint of any family (saved as its MaskedLM or PreTraining
     class, or with those head weights); refuse a checkpoint without a masked-LM head."""
     path = Path(path)
+    model_type = checkpoint_model_type(path)  # an unsupported family: the error naming the supported
     keys = set(checkpoint_keys(path))
-    model_type = checkpoint_model_type(path)
     model = AutoModelForMaskedLM.from_pretrained(path)
     if checkpoint_head_kind(path) not in ("masked-lm", "pretraining"):
         head = _head_keys(model)
