@@ -70,7 +70,11 @@ class FakeForQuestionAnswering(BertForQuestionAnswering):
     config_class = FakeConfig
 
     def forward(
-        self, input_ids: Any, attention_mask: Any = None, start_positions: Any = None, end_positions: Any = None
+        self,
+        input_ids: Any,
+        attention_mask: Any = None,
+        start_positions: Any = None,
+        end_positions: Any = None,
     ) -> Any:
         return super().forward(
             input_ids=input_ids,

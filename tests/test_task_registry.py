@@ -233,7 +233,9 @@ def test_commands_on_a_real_family_checkpoint(
     with _fake_family.registered():
         ckpt = _real_family_checkpoint(model_type, tmp_path / model_type)
         if ckpt is None:
-            pytest.skip(f"bertforge.models.{model_type} is not on this branch yet (the family branch adds it)")
+            pytest.skip(
+                f"bertforge.models.{model_type} is not on this branch yet (the family branch adds it)"
+            )
         for argv in (("info", ckpt, "--json"), ("fill-mask", ckpt, "the <mask> sat", "--json")):
             code, _, err = run_cli(capsys, *argv)
             assert code == 0, err
