@@ -146,7 +146,7 @@ def pretrain(
     """
     from ..auto import model_class_for
     from ..data.dataset import TokenDataset
-    from ..tokenizer import BertTokenizer
+    from ..pipelines.common import load_tokenizer
 
     if config.data.dataset is None:
         raise BertForgeError("no dataset given; pass --data.dataset DIR (built with `bertforge data build`)")
@@ -154,7 +154,7 @@ def pretrain(
     out_dir = Path(config.output_dir)
     train_cfg = config.train
     try:
-        tokenizer = BertTokenizer.from_pretrained(tokenizer_path(config))
+        tokenizer = load_tokenizer(tokenizer_path(config))
         train_set = TokenDataset.open(config.data.dataset, split="train")
         train_set.check_tokenizer(tokenizer)
         has_eval = "eval" in train_set.manifest.get("splits", {})
