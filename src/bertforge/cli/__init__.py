@@ -24,10 +24,10 @@ from .tasks import add_task_commands
 
 # ----------------------------------------------------------------------------------- tokenize
 def cmd_tokenize(args: argparse.Namespace) -> None:
-    from ..tokenizer import BertTokenizer
+    from ..tokenization import load_tokenizer
 
-    tokenizer = BertTokenizer.from_pretrained(args.tokenizer)
-    kwargs: dict[str, Any] = {"return_offsets_mapping": True}
+    tokenizer = load_tokenizer(args.tokenizer)
+    kwargs: dict[str, Any] = {"return_offsets_mapping": True, "return_token_type_ids": True}
     if args.max_length:
         kwargs.update(truncation=True, max_length=args.max_length)
     encoding = tokenizer(args.text, args.pair, **kwargs)
@@ -60,23 +60,43 @@ def cmd_tokenize(args: argparse.Namespace) -> None:
 def cmd_train_tokenizer(args: argparse.Namespace) -> None:
     import time
 
-    from ..tokenizer import BertTokenizer
+    from ..tokenization import AlbertTokenizer, BertTokenizer, RobertaTokenizer
 
     start = time.perf_counter()
-    tokenizer = BertTokenizer.train(
-        [str(p) for p in args.files],
-        vocab_size=args.vocab_size,
-        min_frequency=args.min_frequency,
-        lowercase=not args.cased,
-        tokenize_chinese_chars=not args.no_chinese_chars,
-        limit_alphabet=args.limit_alphabet,
-        show_progress=sys.stderr.isatty(),
-        save_to=args.out,
-    )
-    print(
-        f"trained a {tokenizer.vocab_size}-token WordPiece vocabulary in {time.perf_counter() - start:.1f}s"
-    )
-    print(f"saved vocab.txt, tokenizer.json, tokenizer_config.json, special_tokens_map.json to {args.out}")
+    progress = sys.stderr.isatty()
+    if args.type == "wordpiece":
+        tokenizer: Any = BertTokenizer.train(
+            [str(p) for p in args.files],
+            vocab_size=args.vocab_size,
+            min_frequency=args.min_frequency,
+            lowercase=not args.cased,
+            tokenize_chinese_chars=not args.no_chinese_chars,
+            limit_alphabet=args.limit_alphabet,
+            show_progress=progress,
+            save_to=args.out,
+        )
+        files = "vocab.txt"
+    elif args.type == "bpe":
+        tokenizer = RobertaTokenizer.train(
+            args.files,
+            vocab_size=args.vocab_size,
+            min_frequency=args.min_frequency,
+            show_progress=progress,
+            save_to=args.out,
+        )
+        files = "vocab.json, merges.txt"
+    else:
+        tokenizer = AlbertTokenizer.train(
+            args.files,
+            vocab_size=args.vocab_size,
+            lowercase=not args.cased,
+            show_progress=progress,
+            save_to=args.out,
+        )
+        files = "spiece.model"
+    kind = {"wordpiece": "WordPiece", "bpe": "byte-level BPE", "unigram": "Unigram"}[args.type]
+    print(f"trained a {tokenizer.vocab_size}-token {kind} vocabulary in {time.perf_counter() - start:.1f}s")
+    print(f"saved {files}, tokenizer.json, tokenizer_config.json, special_tokens_map.json to {args.out}")
 
 
 # --------------------------------------------------------------------------------------- info
@@ -242,11 +262,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "tokenize",
-        help="show the WordPiece tokens and ids of a text or a pair",
-        description="Show the WordPiece tokens, ids, segment ids and character offsets of a text or pair.",
+        help="show the tokens and ids of a text or a pair",
+        description="Show the tokens, ids, segment ids and character offsets of a text or pair "
+        "(any supported tokenizer: WordPiece, BPE, Unigram).",
     )
     p.add_argument(
-        "tokenizer", help="directory with vocab.txt (a tokenizer or checkpoint dir), or a vocab.txt"
+        "tokenizer",
+        help="tokenizer or checkpoint directory (vocab.txt, vocab.json + merges.txt, spiece.model or "
+        "tokenizer.json), or a vocab.txt",
     )
     p.add_argument("text")
     p.add_argument("pair", nargs="?", default=None, help="optional second segment")
@@ -258,10 +281,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "train-tokenizer",
-        help="learn a WordPiece vocabulary from text files",
-        description="Learn a BERT WordPiece vocabulary from raw text files (English, Chinese, ...).",
+        help="learn a WordPiece, BPE or Unigram vocabulary from text files",
+        description="Learn a vocabulary from raw text files (English, Chinese, ...): BERT WordPiece "
+        "(default), RoBERTa byte-level BPE or ALBERT Unigram.",
     )
     p.add_argument("files", nargs="+", type=Path, help="plain-text files (.gz allowed)")
+    p.add_argument(
+        "--type",
+        choices=("wordpiece", "bpe", "unigram"),
+        default="wordpiece",
+        help="wordpiece (BERT, DistilBERT), bpe (RoBERTa) or unigram (ALBERT); default wordpiece",
+    )
     p.add_argument("--out", required=True, type=Path, help="directory to write the tokenizer into")
     p.add_argument("--vocab-size", type=positive_int, default=30522)
     p.add_argument("--min-frequency", type=positive_int, default=2)
