@@ -675,7 +675,10 @@ def vocabulary_classes(tokenizer: Any) -> tuple[np.ndarray, np.ndarray]:
     punctuation = np.zeros(size, dtype=np.bool_)
     cjk = np.zeros(size, dtype=np.bool_)
     for token, i in vocab.items():
-        text = token[2:] if token.startswith("##") else token
+        text = token
+        for prefix in ("##", "\u0120", "\u2581"):  # WordPiece continuation, byte-level BPE and Unigram spaces
+            if token.startswith(prefix) and len(token) > len(prefix):
+                text = token[len(prefix) :]
         if text and all(
             unicodedata.category(c).startswith("P") or (c.isascii() and not c.isalnum()) for c in text
         ):
@@ -756,7 +759,13 @@ def _similar_from_checkpoint(
             f"{len(tokenizer)} tokens; use a checkpoint with this vocabulary"
         )
     special = set(tokenizer.all_special_ids)
-    words = [(i,) for t, i in tokenizer.get_vocab().items() if i not in special and not t.startswith("##")]
+    if hasattr(tokenizer, "word_start_table"):  # which tokens begin a word (no ##, or a Ġ/▁ one)
+        starts = tokenizer.word_start_table()
+        words = [(i,) for i in np.flatnonzero(starts).tolist() if i not in special]
+    else:
+        words = [
+            (i,) for t, i in tokenizer.get_vocab().items() if i not in special and not t.startswith("##")
+        ]
     if dataset is not None:
         words += dataset_words(dataset)
     return similar_words_from_embeddings(weight, words, top_k)
