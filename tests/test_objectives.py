@@ -526,3 +526,19 @@ def test_ernie_phases_switch_masking_and_the_run_finishes(corpus, tmp_path: Path
     tokenizer = BertTokenizer.from_pretrained(corpus[1])
     tables = build_masking_tables(tokenizer, strategies=["entity"], entity_lexicon=lexicon)
     assert tables is not None and tokenizer.convert_tokens_to_ids("alice") in tables.entities
+
+
+def test_sbo_under_bf16_and_config_errors_name_the_missing_source():
+    model = BertForPreTrainingSBO(tiny_config())
+    ids = torch.randint(5, 99, (2, 24))
+    labels = torch.full_like(ids, -100)
+    labels[:, 3:5] = ids[:, 3:5]
+    left, right, offset = torch.zeros_like(ids), torch.zeros_like(ids), torch.zeros_like(ids)
+    left[:, 3:5], right[:, 3:5], offset[:, 4] = 2, 5, 1
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model.pretraining_loss(ids, labels=labels, span_left=left, span_right=right, span_offset=offset)
+    assert torch.isfinite(out.loss) and out.sbo_loss > 0
+    with pytest.raises(BertForgeError, match="similar_words FILE or data.similar_from"):
+        load_recipe(None, {"data.masking": "whole-word", "data.correction": "true"})
+    with pytest.raises(ValueError, match="go together"):
+        model.pretraining_loss(ids, labels=labels, span_left=left)
