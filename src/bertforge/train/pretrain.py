@@ -167,6 +167,12 @@ def pretrain(
         # MLM alone needs no sentence head: BERT then trains its MLM model, as RoBERTa does.
         kind = "masked-lm" if config.data.objective == "mlm" else "pretraining"
         model_cls = model_class_for(model_type, kind)
+        if config.data.span_boundary:  # SpanBERT: MLM + span-boundary objective on a BERT
+            if model_type != "bert":
+                raise BertForgeError(f"data.span_boundary (SpanBERT) trains a BERT, not a {model_type}")
+            from ..models.spanbert import BertForPreTrainingSBO
+
+            model_cls = BertForPreTrainingSBO
         if config.data.objective.startswith("mlm+") and not _has_sentence_head(model_cls):
             raise BertForgeError(
                 f"data.objective {config.data.objective!r} needs a sentence head, which the "
