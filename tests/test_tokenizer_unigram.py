@@ -186,3 +186,13 @@ def test_bad_inputs(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(BertForgeError, match="spiece.model"):
         AlbertTokenizer.from_pretrained(tmp_path / "empty")
+
+
+def test_a_trained_vocabulary_gives_segment_ids_for_pairs_in_both_libraries(
+    trained: tuple[AlbertTokenizer, Path], hf: transformers.AlbertTokenizerFast
+) -> None:
+    # ALBERT pretrains with segment ids (SOP); fine-tuning on pairs must see them too.
+    ours, _ = trained
+    mine, theirs = ours("first part", "second part"), hf("first part", "second part")
+    assert mine["token_type_ids"] == theirs["token_type_ids"]
+    assert set(mine["token_type_ids"]) == {0, 1}

@@ -477,7 +477,15 @@ class AlbertTokenizer(FastTokenizer):
                 "pass non-empty UTF-8 text"
             )
         vocab = _canonical_order([(str(p), float(s)) for p, s in model["vocab"]])
-        tokenizer = cls(vocab, do_lower_case=lowercase, keep_accents=keep_accents)
+        # ALBERT pretrains with segment ids (sentence-order prediction), so a vocabulary trained here
+        # returns them for pairs; saved in tokenizer_config.json, transformers returns them too
+        # (its ALBERT default, for published checkpoints, is to leave them out).
+        tokenizer = cls(
+            vocab,
+            do_lower_case=lowercase,
+            keep_accents=keep_accents,
+            model_input_names=["input_ids", "token_type_ids", "attention_mask"],
+        )
         logger.info("trained a Unigram vocabulary of %d pieces", len(vocab))
         if save_to is not None:
             tokenizer.save_pretrained(save_to)
