@@ -245,6 +245,16 @@ def test_distill_recipe_section_parses_validates_and_round_trips(tmp_path):
     assert load_recipe(None, {"distill.teacher_layers": "0,2"}).distill.teacher_layers == [0, 2]
     with pytest.raises(BertForgeError, match="data.objective mlm"):
         load_recipe(None, {"distill.teacher": "t"})
+    with pytest.raises(BertForgeError, match="span_boundary false"):
+        load_recipe(
+            None,
+            {
+                "distill.teacher": "t",
+                "data.objective": "mlm",
+                "data.masking": "span",
+                "data.span_boundary": "true",
+            },
+        )
     with pytest.raises(BertForgeError, match="temperature"):
         load_recipe(None, {"distill.temperature": "0"})
     with pytest.raises(BertForgeError, match="did you mean 'alpha_cos'"):

@@ -344,6 +344,10 @@ class PretrainConfig:
                 f"distillation trains the masked-LM objective alone (as DistilBERT); data.objective is "
                 f"{self.data.objective!r}, set --data.objective mlm"
             )
+        if self.distill.enabled and self.data.span_boundary:
+            raise BertForgeError(
+                "distillation does not train SpanBERT's span-boundary objective; set --data.span_boundary false"
+            )
         if self.train.budget is not None and self.schedule.warmup >= 1:
             raise BertForgeError(
                 f"schedule.warmup {self.schedule.warmup:g} is a step count; with train.budget give a "
