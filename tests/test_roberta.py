@@ -540,16 +540,17 @@ def test_mlm_decoder_is_the_word_embedding_matrix_and_bias_has_two_names():
     assert untied.num_parameters() - model.num_parameters() == VOCAB * HIDDEN
 
 
-def test_checkpoint_with_the_bias_under_decoder_bias_only_loads(tmp_path, batch):
+@pytest.mark.parametrize("kept", ["lm_head.bias", "lm_head.decoder.bias"])
+def test_checkpoint_with_the_decoder_bias_under_either_name_loads(tmp_path, batch, kept):
     from safetensors.torch import load_file, save_file
 
     theirs = hf_model("RobertaForMaskedLM")
     perturb(theirs)
     theirs.save_pretrained(tmp_path)
     state = load_file(str(tmp_path / "model.safetensors"))
-    state["lm_head.decoder.bias"] = state.pop("lm_head.bias", None)
-    if state["lm_head.decoder.bias"] is None:
-        state["lm_head.decoder.bias"] = theirs.lm_head.bias.detach().clone()
+    for name in ("lm_head.bias", "lm_head.decoder.bias"):
+        state.pop(name, None)
+    state[kept] = theirs.lm_head.bias.detach().clone()
     save_file(state, str(tmp_path / "model.safetensors"), metadata={"format": "pt"})
     ours = RobertaForMaskedLM.from_pretrained(tmp_path)
     assert_close(ours.lm_head.bias, theirs.lm_head.bias)
@@ -587,3 +588,16 @@ def test_saved_config_json_names_the_architecture(tmp_path):
     data = json.loads((tmp_path / "config.json").read_text())
     assert data["model_type"] == "roberta" and data["architectures"] == ["RobertaForMaskedLM"]
     assert (data["pad_token_id"], data["bos_token_id"], data["eos_token_id"]) == (1, 0, 2)
+
+
+def test_untied_decoder_moves_both_ways(tmp_path, batch):
+    theirs = hf_model("RobertaForMaskedLM", tie_word_embeddings=False)
+    perturb(theirs)
+    theirs.save_pretrained(tmp_path / "hf")
+    ours = RobertaForMaskedLM.from_pretrained(tmp_path / "hf")
+    assert ours.lm_head.decoder.weight is not ours.roberta.embeddings.word_embeddings.weight
+    assert_close(ours.lm_head.decoder.weight, theirs.lm_head.decoder.weight)
+    assert_close(run(ours, "x", batch).logits, run(theirs, "x", batch).logits)
+    ours.save_pretrained(tmp_path / "ours")
+    back = transformers.RobertaForMaskedLM.from_pretrained(tmp_path / "ours").eval()
+    assert_close(run(back, "x", batch).logits, run(theirs, "x", batch).logits)

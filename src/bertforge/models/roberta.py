@@ -283,7 +283,10 @@ class RobertaForMaskedLM(RobertaPreTrainedModel):
     """Masked-LM scores for every position (no pooler); also RoBERTa's pretraining model."""
 
     tied_weights = {"lm_head.decoder.weight": "roberta.embeddings.word_embeddings.weight"}
-    weight_aliases = {"lm_head.decoder.bias": "lm_head.bias"}
+    # One bias, two names. The decoder's is canonical: it is the one transformers' forward adds, and
+    # with tie_word_embeddings = false transformers 5 unties the two, leaving lm_head.bias unused
+    # (possibly different on disk); loading decoder.bias first is right in every case.
+    weight_aliases = {"lm_head.bias": "lm_head.decoder.bias"}
 
     def __init__(self, config: RobertaConfig) -> None:
         super().__init__()
