@@ -60,7 +60,7 @@ def test_evaluate_prints_metrics_json_and_writes_the_output_file(tmp_path: Path,
     assert code == 0
     metrics = json.loads(stdout)
     assert metrics["accuracy"] == pytest.approx(result.best_value)
-    assert {"f1_macro", "mcc"} <= set(metrics)
+    assert {"macro_f1", "mcc"} <= set(metrics)
     assert json.loads((tmp_path / "m.json").read_text()) == metrics
 
 

@@ -12,6 +12,7 @@ a new family is one entry here plus its own module.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import inspect
@@ -47,6 +48,9 @@ class Family:
     model_type: str
     config: str
     heads: Mapping[str, str]
+    # Further classes of the family (``module:Class`` -> head kind) that checkpoints may name in ``architectures``
+    # (SpanBERT's pretraining model with the span-boundary head is a BERT "pretraining" model).
+    others: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def config_class(self) -> type[PretrainedConfig]:
         return _import(self.config)  # type: ignore[no-any-return]
@@ -61,7 +65,8 @@ class Family:
 
     def class_names(self) -> dict[str, str]:
         """Class name -> head kind, e.g. ``RobertaForMaskedLM`` -> ``masked-lm``."""
-        return {target.rpartition(":")[2]: kind for kind, target in self.heads.items()}
+        names = {target.rpartition(":")[2]: kind for kind, target in self.heads.items()}
+        return {**names, **{target.rpartition(":")[2]: kind for target, kind in self.others.items()}}
 
 
 def _heads(module: str, prefix: str, kinds: Mapping[str, str]) -> dict[str, str]:
@@ -87,6 +92,7 @@ FAMILIES: dict[str, Family] = {
             "next-sentence": "bertforge.heads:BertForNextSentencePrediction",
             **{k: f"bertforge.heads:Bert{v}" for k, v in _STANDARD_HEADS.items() if k != "base"},
         },
+        others={"bertforge.models.spanbert:BertForPreTrainingSBO": "pretraining"},
     ),
     # RoBERTa pretrains with masked LM alone: its pretraining model is the MLM head.
     "roberta": Family(

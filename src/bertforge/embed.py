@@ -111,9 +111,10 @@ class Embedder:
             settings["normalize"] = any(k.endswith("Normalize") for k in kinds)
         settings.update(overrides)
         from .auto import AutoModel
+        from .pipelines.common import load_tokenizer
 
         model = AutoModel.from_pretrained(path)
-        tokenizer = BertTokenizer.from_pretrained(path)
+        tokenizer = load_tokenizer(path)
         return cls(model, tokenizer, **settings)  # type: ignore[arg-type]
 
     @torch.inference_mode()

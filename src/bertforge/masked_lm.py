@@ -9,6 +9,7 @@ full computation's (tested against transformers' ``BertForPreTraining`` loss and
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import torch
@@ -41,18 +42,19 @@ def masked_positions_loss(
 
 
 def masked_rows(
-    labels: torch.Tensor, with_cls: bool
+    labels: torch.Tensor, with_cls: bool, rows_per_mask: int = 1
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
     """Which rows the encoder's last layer must compute: (rows (B, P), positions (B, P'), valid (B, P')).
 
     ``positions`` are each sequence's masked positions in order, padded with 0 up to the longest
     count P'; ``valid`` marks the real ones; ``rows`` = positions, preceded by [CLS] (position 0)
-    when the sentence head needs it. None when the subset would not be much smaller than T.
+    when the sentence head needs it. None when the subset would not be much smaller than T, counting
+    ``rows_per_mask`` rows per masked position (a head that also reads other positions per mask).
     """
     masked = labels != IGNORE_INDEX  # (B, T)
     counts = masked.sum(1)
     width = int(counts.max())
-    if width == 0 or 2 * (width + with_cls) > labels.shape[1]:
+    if width == 0 or 2 * (width * rows_per_mask + with_cls) > labels.shape[1]:
         return None
     # A stable sort puts the masked positions first, in their original order.
     order = torch.sort((~masked).to(torch.uint8), dim=1, stable=True).indices[:, :width]
@@ -72,17 +74,41 @@ def masked_lm_inputs(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Encode, and return the (M, H) hidden states at the masked positions, their (M,) target ids
     and the pooled [CLS] vector. The last layer runs only where needed (BertModel.forward_rows)."""
-    plan = masked_rows(labels, with_cls)
+    hidden, targets, pooled, _ = masked_lm_inputs_with(
+        bert, input_ids, attention_mask, token_type_ids, labels, with_cls
+    )
+    return hidden, targets, pooled
+
+
+def masked_lm_inputs_with(
+    bert: BertModel,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    token_type_ids: torch.Tensor | None,
+    labels: torch.Tensor,
+    with_cls: bool,
+    linked: Sequence[torch.Tensor] = (),
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, list[torch.Tensor]]:
+    """:func:`masked_lm_inputs`, plus for each (B, T) tensor in ``linked`` the (M, H) hidden states
+    at the positions it names at the masked positions (``linked[k][b, t]``: a position of sequence b
+    whose last-layer state the head needs for masked token t, e.g. SpanBERT's span boundaries).
+    The last layer then computes the masked rows and the linked rows (exact either way)."""
+    plan = masked_rows(labels, with_cls, 1 + len(linked))
     if plan is None:
         out = bert(input_ids, attention_mask, token_type_ids)
-        flat_labels = labels.reshape(-1)
-        positions = (flat_labels != IGNORE_INDEX).nonzero().squeeze(1)  # (M,)
-        hidden = out.last_hidden_state.reshape(-1, out.last_hidden_state.shape[-1]).index_select(0, positions)
-        return hidden, flat_labels.index_select(0, positions), out.pooler_output
+        last = out.last_hidden_state  # (B, T, H)
+        where = (labels != IGNORE_INDEX).nonzero()  # (M, 2) row-major, as labels.reshape(-1)
+        batch, position = where[:, 0], where[:, 1]
+        extra = [last[batch, link[batch, position]] for link in linked]
+        return last[batch, position], labels[batch, position], out.pooler_output, extra
     rows, positions, valid = plan
-    out = bert.forward_rows(input_ids, rows, attention_mask, token_type_ids)
-    at_masks = out.last_hidden_state[:, 1:] if with_cls else out.last_hidden_state  # (B, P', H)
-    return at_masks[valid], labels.gather(1, positions)[valid], out.pooler_output
+    width = positions.shape[1]
+    linked_rows = [torch.where(valid, link.gather(1, positions), 0) for link in linked]
+    out = bert.forward_rows(input_ids, torch.cat([rows, *linked_rows], dim=1), attention_mask, token_type_ids)
+    states = out.last_hidden_state[:, int(with_cls) :]  # (B, P' * (1 + len(linked)), H)
+    at_masks = states[:, :width]
+    extra = [states[:, (k + 1) * width : (k + 2) * width][valid] for k in range(len(linked))]
+    return at_masks[valid], labels.gather(1, positions)[valid], out.pooler_output, extra
 
 
 def sentence_loss(

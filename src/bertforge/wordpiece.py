@@ -25,7 +25,7 @@ from tokenizers import Tokenizer, normalizers, pre_tokenizers, trainers
 from tokenizers.models import WordPiece
 
 from .errors import BertForgeError
-from .tokenizer import TRAIN_SPECIAL_TOKENS, BertTokenizer
+from .tokenization.wordpiece import TRAIN_SPECIAL_TOKENS, BertTokenizer
 
 logger = logging.getLogger(__name__)
 

@@ -24,10 +24,10 @@ from .tasks import add_task_commands
 
 # ----------------------------------------------------------------------------------- tokenize
 def cmd_tokenize(args: argparse.Namespace) -> None:
-    from ..tokenizer import BertTokenizer
+    from ..tokenization import load_tokenizer
 
-    tokenizer = BertTokenizer.from_pretrained(args.tokenizer)
-    kwargs: dict[str, Any] = {"return_offsets_mapping": True}
+    tokenizer = load_tokenizer(args.tokenizer)
+    kwargs: dict[str, Any] = {"return_offsets_mapping": True, "return_token_type_ids": True}
     if args.max_length:
         kwargs.update(truncation=True, max_length=args.max_length)
     encoding = tokenizer(args.text, args.pair, **kwargs)
@@ -60,89 +60,139 @@ def cmd_tokenize(args: argparse.Namespace) -> None:
 def cmd_train_tokenizer(args: argparse.Namespace) -> None:
     import time
 
-    from ..tokenizer import BertTokenizer
+    from ..tokenization import AlbertTokenizer, BertTokenizer, RobertaTokenizer
 
     start = time.perf_counter()
-    tokenizer = BertTokenizer.train(
-        [str(p) for p in args.files],
-        vocab_size=args.vocab_size,
-        min_frequency=args.min_frequency,
-        lowercase=not args.cased,
-        tokenize_chinese_chars=not args.no_chinese_chars,
-        limit_alphabet=args.limit_alphabet,
-        show_progress=sys.stderr.isatty(),
-        save_to=args.out,
-    )
-    print(
-        f"trained a {tokenizer.vocab_size}-token WordPiece vocabulary in {time.perf_counter() - start:.1f}s"
-    )
-    print(f"saved vocab.txt, tokenizer.json, tokenizer_config.json, special_tokens_map.json to {args.out}")
+    progress = sys.stderr.isatty()
+    if args.type == "wordpiece":
+        tokenizer: Any = BertTokenizer.train(
+            [str(p) for p in args.files],
+            vocab_size=args.vocab_size,
+            min_frequency=args.min_frequency,
+            lowercase=not args.cased,
+            tokenize_chinese_chars=not args.no_chinese_chars,
+            limit_alphabet=args.limit_alphabet,
+            show_progress=progress,
+            save_to=args.out,
+        )
+        files = "vocab.txt"
+    elif args.type == "bpe":
+        tokenizer = RobertaTokenizer.train(
+            args.files,
+            vocab_size=args.vocab_size,
+            min_frequency=args.min_frequency,
+            show_progress=progress,
+            save_to=args.out,
+        )
+        files = "vocab.json, merges.txt"
+    else:
+        tokenizer = AlbertTokenizer.train(
+            args.files,
+            vocab_size=args.vocab_size,
+            lowercase=not args.cased,
+            show_progress=progress,
+            save_to=args.out,
+        )
+        files = "spiece.model"
+    kind = {"wordpiece": "WordPiece", "bpe": "byte-level BPE", "unigram": "Unigram"}[args.type]
+    print(f"trained a {tokenizer.vocab_size}-token {kind} vocabulary in {time.perf_counter() - start:.1f}s")
+    print(f"saved {files}, tokenizer.json, tokenizer_config.json, special_tokens_map.json to {args.out}")
 
 
 # --------------------------------------------------------------------------------------- info
-def parameter_groups(keys_and_sizes: dict[str, int]) -> dict[str, int]:
-    """Parameter counts by part of the model, from normalised tensor names."""
+# Head modules by their transformers names (every family), and what to call them; a head module not
+# listed is named after the checkpoint's head kind.
+_HEAD_NAMES = {
+    "cls.predictions.": "masked-LM head",  # BERT
+    "lm_head.": "masked-LM head",  # RoBERTa
+    "predictions.": "masked-LM head",  # ALBERT
+    "vocab_transform.": "masked-LM head",  # DistilBERT
+    "vocab_layer_norm.": "masked-LM head",
+    "vocab_projector.": "masked-LM head",
+    "cls.seq_relationship.": "next-sentence head",
+    "sop_classifier.": "sentence-order head",
+    "classifier.": "task head",
+    "pre_classifier.": "task head",  # DistilBERT
+    "qa_outputs.": "task head",
+}
+_KIND_HEADS = {
+    "masked-lm": "masked-LM head",
+    "pretraining": "pretraining head",
+    "next-sentence": "next-sentence head",
+}
+
+
+def parameter_groups(
+    keys_and_sizes: dict[str, int],
+    prefix: str = "bert",
+    base_modules: Sequence[str] = ("embeddings", "encoder", "pooler"),
+    kind: str | None = None,
+) -> dict[str, int]:
+    """Parameter counts by part of the model, from normalised tensor names: the base model's modules
+    (``embeddings``, the layer stack as ``encoder`` whatever the family calls it, ``pooler``), then
+    the heads. ``prefix`` and ``base_modules`` are the model class's (``base_model_prefix``)."""
     groups: dict[str, int] = defaultdict(int)
     for key, size in keys_and_sizes.items():
-        bare = key.removeprefix("bert.")
-        if bare.startswith("embeddings."):
-            groups["embeddings"] += size
-        elif bare.startswith("encoder.layer."):
-            groups["encoder"] += size
-        elif bare.startswith("pooler."):
-            groups["pooler"] += size
-        elif key.startswith("cls.predictions."):
-            groups["masked-LM head"] += size
-        elif key.startswith("cls.seq_relationship."):
-            groups["next-sentence head"] += size
-        elif key.startswith(("classifier.", "qa_outputs.")):
-            groups["task head"] += size
-        else:
-            groups["other"] += size
+        bare = key.removeprefix(f"{prefix}.") if prefix else key
+        module = bare.partition(".")[0]
+        if module in base_modules:
+            groups[module if module in ("embeddings", "pooler") else "encoder"] += size
+            continue
+        head = next((name for start, name in _HEAD_NAMES.items() if key.startswith(start)), None)
+        groups[head or _KIND_HEADS.get(kind or "", "task head" if kind else "other")] += size
     return dict(groups)
 
 
 def cmd_info(args: argparse.Namespace) -> None:
+    from ..auto import AutoConfig, checkpoint_head_kind, checkpoint_model_type, model_class_for
     from ..checkpoint import normalize_state_dict, read_state_dict
-    from ..config import BertConfig
 
     path = Path(args.checkpoint)
-    config = BertConfig.from_pretrained(path)
-    state = normalize_state_dict(read_state_dict(path), prefix="bert")
+    model_type = checkpoint_model_type(path)  # an unsupported family: one line naming the supported
+    config = AutoConfig.from_pretrained(path)
+    kind = checkpoint_head_kind(path)
+    layout = model_class_for(model_type, kind or "base")  # its prefix, base modules, weight aliases
+    prefix = layout.base_model_prefix
+    state = normalize_state_dict(read_state_dict(path), prefix=prefix, layout=layout)
     sizes = {k: v.numel() for k, v in state.items()}
-    groups = parameter_groups(sizes)
+    groups = parameter_groups(sizes, prefix, layout.base_modules, kind)
     dtypes = sorted({str(v.dtype).removeprefix("torch.") for v in state.values()})
-    tokenizer_files = [n for n in ("vocab.txt", "tokenizer.json") if (path / n).is_file()]
+    tokenizer_files = [
+        n for n in ("vocab.txt", "tokenizer.json", "vocab.json", "spiece.model") if (path / n).is_file()
+    ]
+    # Field names differ by family (DistilBERT: hidden_dim, activation).
+    intermediate = getattr(config, "intermediate_size", getattr(config, "hidden_dim", None))
+    activation = getattr(config, "hidden_act", getattr(config, "activation", None))
+    layers = config.num_hidden_layers
     info = {
         "path": str(path),
+        "model_type": model_type,
         "architectures": config.extra.get("architectures", []),
-        "layers": config.num_hidden_layers,
+        "layers": layers,
         "hidden_size": config.hidden_size,
         "attention_heads": config.num_attention_heads,
-        "intermediate_size": config.intermediate_size,
+        "intermediate_size": intermediate,
         "vocab_size": config.vocab_size,
         "max_position_embeddings": config.max_position_embeddings,
-        "hidden_act": config.hidden_act,
+        "hidden_act": activation,
         "weights_dtype": dtypes,
         "parameters": {**groups, "total": sum(groups.values())},
-        "per_layer": groups.get("encoder", 0) // config.num_hidden_layers,
-        "labels": config.id2label
-        if any(k.startswith(("classifier.", "qa_outputs.")) for k in state)
-        else None,
+        "per_layer": groups.get("encoder", 0) // layers,
+        "labels": config.id2label if groups.get("task head") else None,
         "tokenizer": tokenizer_files or None,
     }
     if args.json:
         print(json.dumps(info, ensure_ascii=False, indent=2))
         return
     print(f"checkpoint      {path}")
-    print(f"architecture    {', '.join(info['architectures']) or 'unknown'}")
+    print(f"architecture    {', '.join(info['architectures']) or 'unknown'} ({model_type})")
     print(
-        f"shape           {config.num_hidden_layers} layers, hidden {config.hidden_size}, "
-        f"{config.num_attention_heads} heads, feed-forward {config.intermediate_size}, {config.hidden_act}"
+        f"shape           {layers} layers, hidden {config.hidden_size}, "
+        f"{config.num_attention_heads} heads, feed-forward {intermediate}, {activation}"
     )
     print(
         f"vocabulary      {config.vocab_size} tokens, {config.max_position_embeddings} positions, "
-        f"{config.type_vocab_size} segment types"
+        f"{getattr(config, 'type_vocab_size', 0)} segment types"
     )
     print(f"weights         {', '.join(dtypes)}")
     print("parameters")
@@ -158,17 +208,17 @@ def cmd_info(args: argparse.Namespace) -> None:
 # ---------------------------------------------------------------------------------- fill-mask
 def cmd_fill_mask(args: argparse.Namespace) -> None:
     from ..pipelines import fill_mask, load_masked_lm
-    from ..tokenizer import BertTokenizer
+    from ..pipelines.common import load_tokenizer
 
-    tokenizer = BertTokenizer.from_pretrained(args.tokenizer or args.checkpoint)
-    model = load_masked_lm(args.checkpoint)
+    model = load_masked_lm(args.checkpoint)  # first: an unsupported family is the error to show
+    tokenizer = load_tokenizer(args.tokenizer or args.checkpoint)
     predictions = fill_mask(model, tokenizer, args.text, top_k=args.top_k)
     if args.json:
         print(json.dumps([[vars(p) for p in mask] for mask in predictions], ensure_ascii=False))
         return
     for index, candidates in enumerate(predictions):
         if len(predictions) > 1:
-            print(f"[MASK] #{index + 1}")
+            print(f"{tokenizer.mask_token} #{index + 1}")
         for candidate in candidates:
             print(f"  {candidate.score:7.4f}  {candidate.token:<15} {candidate.sequence}")
 
@@ -242,11 +292,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "tokenize",
-        help="show the WordPiece tokens and ids of a text or a pair",
-        description="Show the WordPiece tokens, ids, segment ids and character offsets of a text or pair.",
+        help="show the tokens and ids of a text or a pair",
+        description="Show the tokens, ids, segment ids and character offsets of a text or pair "
+        "(any supported tokenizer: WordPiece, BPE, Unigram).",
     )
     p.add_argument(
-        "tokenizer", help="directory with vocab.txt (a tokenizer or checkpoint dir), or a vocab.txt"
+        "tokenizer",
+        help="tokenizer or checkpoint directory (vocab.txt, vocab.json + merges.txt, spiece.model or "
+        "tokenizer.json), or a vocab.txt",
     )
     p.add_argument("text")
     p.add_argument("pair", nargs="?", default=None, help="optional second segment")
@@ -258,10 +311,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "train-tokenizer",
-        help="learn a WordPiece vocabulary from text files",
-        description="Learn a BERT WordPiece vocabulary from raw text files (English, Chinese, ...).",
+        help="learn a WordPiece, BPE or Unigram vocabulary from text files",
+        description="Learn a vocabulary from raw text files (English, Chinese, ...): BERT WordPiece "
+        "(default), RoBERTa byte-level BPE or ALBERT Unigram.",
     )
     p.add_argument("files", nargs="+", type=Path, help="plain-text files (.gz allowed)")
+    p.add_argument(
+        "--type",
+        choices=("wordpiece", "bpe", "unigram"),
+        default="wordpiece",
+        help="wordpiece (BERT, DistilBERT), bpe (RoBERTa) or unigram (ALBERT); default wordpiece",
+    )
     p.add_argument("--out", required=True, type=Path, help="directory to write the tokenizer into")
     p.add_argument("--vocab-size", type=positive_int, default=30522)
     p.add_argument("--min-frequency", type=positive_int, default=2)
@@ -285,13 +345,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "fill-mask",
-        help="predict the tokens behind [MASK]",
-        description="Predict the most likely tokens for every [MASK] in a text.",
+        help="predict the tokens behind [MASK] / <mask>",
+        description="Predict the most likely tokens for every mask token ([MASK] or <mask>, any family's) "
+        "in a text.",
     )
     p.add_argument(
-        "checkpoint", help="checkpoint with a masked-LM head (BertForMaskedLM or BertForPreTraining)"
+        "checkpoint",
+        help="checkpoint with a masked-LM head (a MaskedLM or PreTraining model of any family)",
     )
-    p.add_argument("text", help='text with one or more [MASK], e.g. "Paris is the [MASK] of France."')
+    p.add_argument(
+        "text", help='text with one or more [MASK] (or <mask>), e.g. "Paris is the [MASK] of France."'
+    )
     p.add_argument("--top-k", type=positive_int, default=5)
     p.add_argument("--tokenizer", help="tokenizer directory, if not the checkpoint directory")
     p.add_argument("--json", action="store_true")

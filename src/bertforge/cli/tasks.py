@@ -7,10 +7,10 @@ import json
 import sys
 from typing import Any
 
+from ..tasks.registry import task_names
 from .common import positive_int
 
 # ----------------------------------------------------------------- finetune, evaluate, predict
-_TASK_CHOICES = ("classification", "regression", "ner", "qa", "multiple-choice")
 
 
 def _column(text: str) -> str | int:
@@ -120,15 +120,16 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
 
 def add_task_commands(sub: Any) -> None:
+    choices = task_names()
     p = sub.add_parser(
         "finetune",
-        help="fine-tune a checkpoint on a task file (classification, regression, ner, qa, multiple-choice)",
-        description="Fine-tune a BERT checkpoint with BERT's recipe (AdamW, 10%% warm-up + linear decay, "
+        help=f"fine-tune a checkpoint on a task file ({', '.join(choices)})",
+        description="Fine-tune a BERT, RoBERTa, ALBERT or DistilBERT checkpoint with BERT's recipe (AdamW, 10%% warm-up + linear decay, "
         "3 epochs, batch 32, lr 5e-5, max length 128 / 384 for QA). The best model on --dev "
         "(by accuracy, pearson or F1) is saved to --out as a normal checkpoint.",
     )
-    p.add_argument("--task", required=True, choices=_TASK_CHOICES)
-    p.add_argument("--model", required=True, help="pretrained checkpoint directory")
+    p.add_argument("--task", required=True, choices=choices)
+    p.add_argument("--model", required=True, help="pretrained checkpoint directory (any supported family)")
     p.add_argument("--train", required=True, help="training file (CSV/TSV/JSONL, CoNLL, SQuAD JSON, SWAG)")
     p.add_argument("--dev", help="dev file, evaluated every epoch (or --eval-steps); the best model is kept")
     p.add_argument("--out", required=True, help="output directory: the fine-tuned checkpoint")
@@ -172,7 +173,7 @@ def add_task_commands(sub: Any) -> None:
         p = sub.add_parser(name, help=helptext, description=helptext[0].upper() + helptext[1:] + ".")
         p.add_argument("model", help="fine-tuned checkpoint directory")
         p.add_argument("file", help="task file in the format finetune reads")
-        p.add_argument("--task", choices=_TASK_CHOICES, help="default: from the checkpoint's config.json")
+        p.add_argument("--task", choices=choices, help="default: from the checkpoint's config.json")
         _add_reader_arguments(p)
         p.add_argument("--output", help="also write the metrics JSON" if name == "evaluate" else "JSONL file")
         p.add_argument("--max-length", type=positive_int, help="window length (default: as fine-tuned)")

@@ -5,7 +5,7 @@ The pipeline streams, so memory is bounded by one shard, whatever the corpus siz
     Corpus (parent: read + decode + find paragraphs)          documents, in corpus order
       -> chunks of ~256k characters                            bounded number in flight
       -> worker processes: split sentences, encode_batch,      ids, whole-word flags,
-         whole-word flags (## pieces; jieba for Chinese)       sentence lengths
+         whole-word flags (tokenizer; jieba for Chinese)       sentence lengths
       -> parent, in chunk order: eval/train draw per document, shard writers flush every
          ``shard_tokens`` tokens; a copy of the tokenizer in ``tokenizer/``; manifest.json last.
 
@@ -16,8 +16,9 @@ Crash safety: everything is written into a hidden staging directory beside ``out
 build (manifest included) is renamed to ``out``. An existing dataset at ``out`` is refused unless
 ``overwrite=True``, and even then it is only removed after the new one is in place.
 
-Whole-word starts: a token starts a word unless it is a ``##`` continuation; in a sentence that
-contains Chinese characters it must also begin at the first character of a jieba word (mapped through
+Whole-word starts: the tokenizer says which tokens start a word (``tokenizer.word_starts``: not a
+``##`` continuation for WordPiece, ``Ġ``/``▁``-marked for BPE/Unigram, first in its sentence); in a
+sentence that contains Chinese characters it must also begin at the first character of a jieba word (mapped through
 the tokenizer's character offsets), so "卡拉OK" is one word of three tokens and "模型" one of two.
 
 (2025-06) Workers are forked where the OS allows it: a spawned worker would re-import bertforge and
@@ -64,15 +65,12 @@ _MASK64 = (1 << 64) - 1
 
 
 class _Encoder:
-    """Per-process state: the Rust tokenizer, a ##-continuation table, and jieba (loaded lazily)."""
+    """Per-process state: the tokenizer (its Rust backend and word-start table), and jieba (lazily)."""
 
     def __init__(self, tokenizer: Any, dtype: np.dtype) -> None:
         self.backend = tokenizer.backend_tokenizer
         self.dtype = dtype
-        vocab = tokenizer.get_vocab()
-        self.continuation = np.zeros(max(vocab.values()) + 1, dtype=np.bool_)
-        for token, index in vocab.items():
-            self.continuation[index] = token.startswith("##")
+        self.tokenizer = tokenizer
         self._jieba: Any = None
 
     def _cut(self, sentence: str) -> Iterator[str]:
@@ -97,7 +95,9 @@ class _Encoder:
         ids = np.fromiter(
             itertools.chain.from_iterable(e.ids for e in encodings), dtype=np.int64, count=int(lengths.sum())
         )
-        starts = ~self.continuation[ids]
+        # The tokenizer knows its family's word marks (## for WordPiece, Ġ for byte-level BPE, ▁ for
+        # Unigram); for WordPiece this is exactly "not a ## continuation".
+        starts = self.tokenizer.word_starts(ids, lengths)
         ends = np.cumsum(lengths)
         for s, sentence in enumerate(sentences):
             if lengths[s] and _HAN.search(sentence):

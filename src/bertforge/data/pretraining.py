@@ -33,9 +33,10 @@ import torch
 from ..errors import BertForgeError
 from .corpus_index import TokenDatasetLike
 from .instances import InstanceConfig, InstancePlan, build_instances
-from .masking import MaskingConfig, mask_instance, masking_rng
+from .masking import MaskingConfig, MaskingTables, mask_instance, mask_instance_with_boundaries, masking_rng
 
 _ORDER_STREAM = 0x4F524452  # "ORDR": the per-epoch reshuffle of a static copy
+SPAN_KEYS = ("span_left", "span_right", "span_offset")  # SpanBERT's SBO inputs, with span_boundary
 
 
 class PretrainingData:
@@ -53,8 +54,12 @@ class PretrainingData:
         seed: int,
         cls_token_id: int | None = None,
         sep_token_id: int | None = None,
+        tables: MaskingTables | None = None,
     ) -> None:
         self.dataset = dataset
+        self.tables = (
+            tables  # similar words / entity lexicon / vocabulary classes (masking.build_masking_tables)
+        )
         self.instances = instances
         self.masking = masking
         self.mask_token_id = int(mask_token_id)
@@ -114,7 +119,7 @@ class PretrainingData:
         plan, order = self._epoch(epoch)
         index = int(order[position]) if order is not None else position
         instance = plan[index]
-        ids, labels = mask_instance(
+        args = (
             instance.input_ids,
             instance.word_starts,
             instance.special_mask,
@@ -123,13 +128,15 @@ class PretrainingData:
             self.vocab_size,
             self.mask_token_id,
             self.special_ids,
+            self.tables,
         )
-        return {
-            "input_ids": ids,
-            "token_type_ids": instance.token_type_ids,
-            "labels": labels,
-            "next_sentence_label": instance.sentence_label,
-        }
+        row = {"token_type_ids": instance.token_type_ids, "next_sentence_label": instance.sentence_label}
+        if self.masking.span_boundary:
+            row["input_ids"], row["labels"], bounds = mask_instance_with_boundaries(*args)
+            row["span_left"], row["span_right"], row["span_offset"] = bounds
+        else:
+            row["input_ids"], row["labels"] = mask_instance(*args)
+        return row
 
     # ---------------------------------------------------------------------------------- batches
 
@@ -147,7 +154,9 @@ class PretrainingData:
         """This rank's batches of ``epoch`` from global batch ``start`` on (see the module docstring).
 
         Each batch: input_ids, token_type_ids, attention_mask, labels (int64 [B, T]) and, unless the
-        objective is "mlm", next_sentence_label (int64 [B]). T is the longest row rounded up to
+        objective is "mlm", next_sentence_label (int64 [B]); with ``masking.span_boundary`` also
+        span_left, span_right, span_offset (int64 [B, T], SpanBERT's SBO inputs: each predicted
+        token's span boundaries and offset in its span; 0 where labels is -100). T is the longest row rounded up to
         ``pad_to_multiple_of``. ``prefetch`` batches are prepared ahead in a thread (0 = inline).
         """
         for name, value, low in (
@@ -193,6 +202,12 @@ class PretrainingData:
             "attention_mask": torch.from_numpy(attention_mask),
             "labels": torch.from_numpy(labels),
         }
+        if self.masking.span_boundary:
+            for key in SPAN_KEYS:
+                values = np.zeros((len(rows), length), dtype=np.int64)
+                for r, row in enumerate(rows):
+                    values[r, : len(row[key])] = row[key]
+                batch[key] = torch.from_numpy(values)
         if self.instances.objective != "mlm":
             batch["next_sentence_label"] = torch.tensor([row["next_sentence_label"] for row in rows])
         return batch

@@ -1,5 +1,6 @@
-"""What every task pipeline shares: finding a checkpoint's task, loading its model with the
-settings it was fine-tuned with, and running features through a model in length-sorted batches."""
+"""What every task pipeline shares: finding a checkpoint's task, loading its model (any family,
+through :mod:`bertforge.auto`) and its tokenizer (:func:`load_tokenizer`) with the settings it was
+fine-tuned with, and running features through a model in length-sorted batches."""
 
 from __future__ import annotations
 
@@ -15,24 +16,30 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..config import BertConfig
+from ..auto import checkpoint_head_kind, checkpoint_model_type, forward_kwargs, model_class_for
 from ..errors import BertForgeError
 from ..tasks.preprocess import Feature
 from ..tasks.preprocess_batches import collate, feature_length, sorted_batches
+from ..tasks.registry import get_task, task_for_head, task_names
 
-TASKS = ("classification", "regression", "ner", "qa", "multiple-choice")
-
-# Architecture name in config.json -> the task whose head it is.
-ARCHITECTURE_TASKS = {
-    "BertForSequenceClassification": "classification",
-    "BertForTokenClassification": "ner",
-    "BertForQuestionAnswering": "qa",
-    "BertForMultipleChoice": "multiple-choice",
-}
-
-# Window settings when a checkpoint does not say what it was fine-tuned with (BERT's recipe).
-DEFAULT_MAX_LENGTH = {"qa": 384}
 FINETUNE_CONFIG_FILE = "finetune_config.json"
+# The batch entries a model may take; forward_kwargs keeps those its forward names.
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def load_tokenizer(path: str | os.PathLike[str]) -> Any:
+    """The tokenizer saved in ``path``, of the checkpoint's family (WordPiece, BPE, Unigram).
+
+    Uses :func:`bertforge.tokenization.load_tokenizer` where that package exists, else BERT's
+    WordPiece tokenizer; every command and pipeline loads its tokenizer through here.
+    """
+    try:
+        from ..tokenization import load_tokenizer as family_tokenizer
+    except ImportError:
+        from ..tokenizer import BertTokenizer
+
+        return BertTokenizer.from_pretrained(path)
+    return family_tokenizer(path)
 
 
 @dataclass
@@ -49,17 +56,15 @@ class InferenceSettings:
     def for_checkpoint(
         cls, path: str | os.PathLike[str] | None, task: str, **overrides: Any
     ) -> InferenceSettings:
-        """Settings a checkpoint was fine-tuned with (``finetune_config.json``), else BERT's defaults."""
-        settings = cls(max_length=DEFAULT_MAX_LENGTH.get(task, 128), stride=128 if task == "qa" else 32)
+        """Settings a checkpoint was fine-tuned with (``finetune_config.json``), else the task's defaults."""
+        definition = get_task(task)
+        settings = cls(max_length=definition.max_length, stride=definition.stride)
         saved = Path(path) / FINETUNE_CONFIG_FILE if path is not None else None
         if saved is not None and saved.is_file():
             data = json.loads(saved.read_text(encoding="utf-8"))
             settings.max_length = int(data.get("max_seq_length", settings.max_length))
-            if task == "qa":
-                settings.stride = int(data.get("doc_stride", settings.stride))
-                settings.max_query_length = int(data.get("max_query_length", settings.max_query_length))
-            else:
-                settings.stride = int(data.get("window_stride", settings.stride))
+            settings.stride = int(data.get(definition.stride_setting, settings.stride))
+            settings.max_query_length = int(data.get("max_query_length", settings.max_query_length))
         for key, value in overrides.items():
             if value is not None:
                 setattr(settings, key, value)
@@ -74,43 +79,37 @@ def fit_to_model(
     limit = int(model.config.max_position_embeddings)
     if settings.max_length > limit:
         settings = dataclasses.replace(settings, max_length=limit)
-        if task == "qa":
+        if get_task(task).stride_setting == "doc_stride":  # question + context windows
             settings.stride = min(settings.stride, limit // 4)
     return settings
 
 
 def detect_task(path: str | os.PathLike[str]) -> str:
-    """The task of a fine-tuned checkpoint, from config.json's ``architectures`` and ``problem_type``."""
-    config = BertConfig.from_pretrained(path)
-    architectures = config.extra.get("architectures") or []
-    for name in architectures:
-        if name in ARCHITECTURE_TASKS:
-            task = ARCHITECTURE_TASKS[name]
-            if task == "classification" and (config.problem_type == "regression" or config.num_labels == 1):
-                return "regression"
-            return task
-    raise BertForgeError(
-        f"cannot tell the task of {path}: config.json architectures is {architectures or 'missing'}; "
-        f"pass --task (one of {', '.join(TASKS)})"
-    )
+    """The task of a fine-tuned checkpoint of any family, from config.json's ``architectures`` (the
+    head kind, :func:`bertforge.auto.checkpoint_head_kind`) and ``problem_type`` / labels."""
+    from ..auto import AutoConfig
+
+    kind = checkpoint_head_kind(path)
+    task = task_for_head(kind, AutoConfig.from_pretrained(path)) if kind is not None else None
+    if task is None:
+        config = AutoConfig.from_pretrained(path)
+        architectures = config.extra.get("architectures") or []
+        raise BertForgeError(
+            f"cannot tell the task of {path}: config.json architectures is {architectures or 'missing'}; "
+            f"pass --task (one of {', '.join(task_names())})"
+        )
+    return task
 
 
-def model_class(task: str) -> Any:
-    from .. import heads
-
-    if task not in TASKS:
-        raise BertForgeError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
-    name = {
-        "classification": "BertForSequenceClassification",
-        "regression": "BertForSequenceClassification",
-    }.get(task, {v: k for k, v in ARCHITECTURE_TASKS.items()}.get(task, ""))
-    return getattr(heads, name)  # type: ignore[no-any-return]
+def model_class(task: str, model_type: str = "bert") -> Any:
+    """The class of ``task``'s head in the ``model_type`` family (its sequence-classification model ...)."""
+    return model_class_for(model_type, get_task(task).head)
 
 
 def load_task_model(path: str | os.PathLike[str], task: str | None = None) -> tuple[Any, str]:
-    """(model in eval mode, task) for a fine-tuned checkpoint; the task is detected when not given."""
+    """(model, task) for a fine-tuned checkpoint of any family; the task is detected when not given."""
     task = task or detect_task(path)
-    return model_class(task).from_pretrained(path), task
+    return model_class(task, checkpoint_model_type(path)).from_pretrained(path), task
 
 
 def autocast(dtype: torch.dtype | None, device: torch.device) -> contextlib.AbstractContextManager[Any]:
@@ -132,8 +131,9 @@ def run_features(
     """Yield (feature index, [each output for that feature, float32]); ``per_token`` outputs are
     (T, ...) and cut to the feature's length.
 
-    Batches go longest first, so padding is minimal; model is any module that takes
-    input_ids/attention_mask/token_type_ids and returns the named fields (bertforge or transformers).
+    Batches go longest first, so padding is minimal; model is any module that takes input_ids and
+    attention_mask (token_type_ids where its forward names them: not DistilBERT) and returns the
+    named fields (bertforge of any family, or transformers).
     """
     was_training = model.training
     model.eval()
@@ -143,11 +143,8 @@ def run_features(
         with torch.inference_mode(), autocast(dtype, device):
             for indices in sorted_batches(lengths, batch_size):
                 batch = collate([features[i] for i in indices], pad_token_id)
-                out = model(
-                    input_ids=batch["input_ids"].to(device),
-                    attention_mask=batch["attention_mask"].to(device),
-                    token_type_ids=batch["token_type_ids"].to(device),
-                )
+                inputs = {k: batch[k].to(device) for k in MODEL_INPUTS if k in batch}
+                out = model(**forward_kwargs(model, inputs))
                 tensors = [getattr(out, name).float().cpu().numpy() for name in outputs]
                 for row, index in enumerate(indices):
                     length = lengths[index]

@@ -1,19 +1,21 @@
-"""Fill-mask: the most likely tokens behind every [MASK] of a text, from a masked-LM checkpoint."""
+"""Fill-mask: the most likely tokens behind every mask token of a text, from a masked-LM checkpoint
+of any family (the tokenizer's own mask token: ``[MASK]`` for BERT, ``<mask>`` for RoBERTa)."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
+from ..auto import AutoModelForMaskedLM, checkpoint_head_kind, checkpoint_model_type, forward_kwargs
 from ..checkpoint import checkpoint_keys
 from ..errors import BertForgeError
-from ..heads import BertForMaskedLM
-from ..tokenizer import BertTokenizer
 
-_MLM_HEAD_KEY = "cls.predictions.transform.dense.weight"
+# Mask tokens of the families; a text may use either, it is rewritten to the tokenizer's own.
+MASK_SPELLINGS = ("[MASK]", "<mask>")
 
 
 @dataclass
@@ -26,27 +28,46 @@ class MaskPrediction:
     sequence: str
 
 
-def load_masked_lm(path: str | os.PathLike[str]) -> BertForMaskedLM:
-    """Load the MLM head of a checkpoint (BertForMaskedLM or BertForPreTraining); refuse one without it."""
+def _head_keys(model: Any) -> list[str]:
+    """Tensor names of a masked-LM model outside its encoder, less the weights tied to the encoder's."""
+    prefix = f"{model.base_model_prefix}."
+    tied = set(getattr(model, "tied_weights", {}))
+    return [k for k in model.state_dict() if not k.startswith(prefix) and k not in tied]
+
+
+def load_masked_lm(path: str | os.PathLike[str]) -> Any:
+    """The masked-LM model of a checkpoint of any family (saved as its MaskedLM or PreTraining
+    class, or with those head weights); refuse a checkpoint without a masked-LM head."""
     path = Path(path)
-    keys = checkpoint_keys(path)
-    if not any(key.endswith(_MLM_HEAD_KEY) for key in keys):
-        raise BertForgeError(
-            f"checkpoint {path} has no masked-LM head (no {_MLM_HEAD_KEY}); fill-mask needs a "
-            "BertForMaskedLM or BertForPreTraining checkpoint"
-        )
-    return BertForMaskedLM.from_pretrained(path)
+    model_type = checkpoint_model_type(path)  # an unsupported family: the error naming the supported
+    keys = set(checkpoint_keys(path))
+    model = AutoModelForMaskedLM.from_pretrained(path)
+    if checkpoint_head_kind(path) not in ("masked-lm", "pretraining"):
+        head = _head_keys(model)
+        if not head or not any(k in keys for k in head):
+            name = type(model).__name__
+            raise BertForgeError(
+                f"checkpoint {path} has no masked-LM head (none of {', '.join(head[:3])}, ...); fill-mask "
+                f"needs a {model_type} masked-LM or pretraining checkpoint ({name})"
+            )
+    return model
 
 
 @torch.inference_mode()
 def fill_mask(
-    model: BertForMaskedLM,
-    tokenizer: BertTokenizer,
+    model: Any,
+    tokenizer: Any,
     text: str,
     top_k: int = 5,
 ) -> list[list[MaskPrediction]]:
-    """The ``top_k`` most likely tokens for every [MASK] in ``text``, one list per mask, in order."""
+    """The ``top_k`` most likely tokens for every mask token in ``text``, one list per mask, in order.
+
+    The mask is the tokenizer's own token; ``[MASK]`` and ``<mask>`` are both accepted and rewritten
+    to it, so the same text works with BERT and RoBERTa checkpoints."""
     mask_token = tokenizer.mask_token
+    for spelling in MASK_SPELLINGS:
+        if spelling != mask_token:
+            text = text.replace(spelling, mask_token)
     if mask_token not in text:
         raise BertForgeError(
             f"text has no {mask_token} token; write e.g. 'Paris is the {mask_token} of France.'"
@@ -60,9 +81,8 @@ def fill_mask(
     positions = (input_ids[0] == tokenizer.mask_token_id).nonzero().flatten().tolist()
     if not positions:
         raise BertForgeError(f"every {mask_token} in the text was truncated away; shorten the text")
-    logits = model(
-        input_ids, encoding["attention_mask"].to(model.device), encoding["token_type_ids"].to(model.device)
-    ).logits
+    inputs = {k: v.to(model.device) for k, v in encoding.items() if k in ("attention_mask", "token_type_ids")}
+    logits = model(**forward_kwargs(model, {"input_ids": input_ids, **inputs})).logits
     results = []
     for position in positions:
         probs = logits[0, position].float().softmax(-1)

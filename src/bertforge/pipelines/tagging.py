@@ -58,7 +58,8 @@ def word_tags(
         example = feature["example_index"]
         window_number = windows_of[example].index(index)
         start, end = feature["window"]
-        probs = softmax(logits[1 : end - start + 1])  # drop [CLS] / [SEP]
+        offset = feature["offset"]  # drop the specials around the window ([CLS] / [SEP], <s> / </s>)
+        probs = softmax(logits[offset : offset + end - start])
         for position in range(start, end):
             if owners[example][position] == window_number:
                 token_probs[example][position] = probs[position - start]

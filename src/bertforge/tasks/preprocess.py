@@ -19,11 +19,16 @@ Choices that are not obvious:
   ``I-X`` for continuation pieces, as transformers' ``run_ner.py --label_all_tokens`` does.
 * Multiple choice pairs the context (segment A) with ``question + " " + ending`` (segment B), one row
   per ending, as in transformers' SWAG example.
+* Windows are wrapped in the tokenizer's own special tokens, read from its post-processor
+  (:func:`special_layout`): ``[CLS] x [SEP]`` for BERT, ``<s> x </s>`` for RoBERTa, and the pair
+  form ``<s> q </s></s> c </s>`` for QA; nothing here spells a special token or looks for ``##``.
+  ``token_type_ids`` are written only for tokenizers that return them (RoBERTa's do not).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BertForgeError
@@ -77,15 +82,106 @@ def max_context_owner(windows: Sequence[tuple[int, int]], num_tokens: int) -> li
     return owner
 
 
+@dataclass(frozen=True)
+class SpecialLayout:
+    """The special tokens (ids and segment ids) a tokenizer puts around one segment and around a pair,
+    read from its post-processor by :func:`special_layout`.
+
+    Single: ``prefix + A + suffix``; pair: ``pair_prefix + A + pair_middle + B + pair_suffix``.
+    Each part is a tuple of (token id, type id); ``type_a`` / ``type_b`` are the segments' type ids.
+    ``token_type_ids``: whether the tokenizer returns them (BERT, ALBERT: yes; RoBERTa, DistilBERT: no).
+    """
+
+    prefix: tuple[tuple[int, int], ...]
+    suffix: tuple[tuple[int, int], ...]
+    pair_prefix: tuple[tuple[int, int], ...]
+    pair_middle: tuple[tuple[int, int], ...]
+    pair_suffix: tuple[tuple[int, int], ...]
+    type_a: int = 0
+    type_b: int = 1
+    token_type_ids: bool = True
+
+    @property
+    def single_specials(self) -> int:
+        return len(self.prefix) + len(self.suffix)
+
+    @property
+    def pair_specials(self) -> int:
+        return len(self.pair_prefix) + len(self.pair_middle) + len(self.pair_suffix)
+
+
+def _split_template(
+    encoding: Any, lengths: Sequence[int]
+) -> tuple[list[tuple[tuple[int, int], ...]], list[int]]:
+    """The special-token runs around the segments of a post-processed encoding whose segments have
+    ``lengths`` (non-special) tokens, and each segment's type id."""
+    runs: list[list[tuple[int, int]]] = [[]]
+    types: list[int] = []
+    segments = iter(lengths)
+    remaining = 0
+    mask = encoding.attention_mask or [1] * len(encoding.ids)
+    for token_id, type_id, special, real in zip(
+        encoding.ids, encoding.type_ids, encoding.special_tokens_mask, mask, strict=True
+    ):
+        if not real:
+            continue  # padding a caller left enabled on the backend
+        if not special and remaining == 0:
+            remaining = next(segments, 0)
+            if remaining:  # the next segment starts here
+                types.append(type_id)
+                runs.append([])
+        if special or remaining == 0:
+            runs[-1].append((token_id, type_id))
+        else:
+            remaining -= 1
+    return [tuple(run) for run in runs], types
+
+
+def special_layout(tokenizer: Any) -> SpecialLayout:
+    """Where ``tokenizer`` (bertforge's or transformers' fast tokenizer, any family) puts its special
+    tokens, found by post-processing probe segments with its backend's post-processor and reading the
+    result's special-tokens mask."""
+    backend = tokenizer.backend_tokenizer
+    probe = backend.encode("a", add_special_tokens=False)
+    n = len(probe.ids)
+    single, single_types = _split_template(backend.post_process(probe, None, add_special_tokens=True), [n])
+    pair, pair_types = _split_template(backend.post_process(probe, probe, add_special_tokens=True), [n, n])
+    if n == 0 or len(single) != 2 or len(pair) != 3:  # pragma: no cover - an unusual post-processor
+        raise BertForgeError(f"cannot read the special-token layout of {type(tokenizer).__name__}")
+    names = getattr(tokenizer, "model_input_names", None)
+    return SpecialLayout(
+        prefix=single[0],
+        suffix=single[1],
+        pair_prefix=pair[0],
+        pair_middle=pair[1],
+        pair_suffix=pair[2],
+        type_a=pair_types[0] if pair_types else 0,
+        type_b=pair_types[1] if len(pair_types) > 1 else 0,
+        token_type_ids=names is None or "token_type_ids" in names,
+    )
+
+
+def _ids(part: Sequence[tuple[int, int]]) -> list[int]:
+    return [token for token, _ in part]
+
+
+def _types(part: Sequence[tuple[int, int]]) -> list[int]:
+    return [type_id for _, type_id in part]
+
+
 def _window_feature(
-    tokenizer: BertTokenizer, ids: Sequence[int], start: int, end: int, example_index: int
+    layout: SpecialLayout, ids: Sequence[int], start: int, end: int, example_index: int
 ) -> Feature:
-    return {
-        "input_ids": [tokenizer.cls_token_id, *ids[start:end], tokenizer.sep_token_id],
-        "token_type_ids": [0] * (end - start + 2),
+    """``prefix window suffix`` ([CLS] window [SEP] for BERT); ``offset`` is the window's first position."""
+    feature: Feature = {
+        "input_ids": [*_ids(layout.prefix), *ids[start:end], *_ids(layout.suffix)],
         "example_index": example_index,
         "window": (start, end),
+        "offset": len(layout.prefix),
     }
+    if layout.token_type_ids:
+        feature["token_type_ids"] = [*_types(layout.prefix), *[0] * (end - start), *_types(layout.suffix)]
+    return feature
 
 
 # ------------------------------------------------------------------------------------------- labels
@@ -127,11 +223,9 @@ def encode_texts(
             continue
         encoded = tokenizer(texts, truncation="longest_first", max_length=max_length)
         for row, index in enumerate(indices):
-            features[index] = {
-                "input_ids": encoded["input_ids"][row],
-                "token_type_ids": encoded["token_type_ids"][row],
-                "example_index": index,
-            }
+            features[index] = {"input_ids": encoded["input_ids"][row], "example_index": index}
+            if "token_type_ids" in encoded:  # RoBERTa's tokenizer returns none
+                features[index]["token_type_ids"] = encoded["token_type_ids"][row]
     for index, (example, feature) in enumerate(zip(examples, features, strict=True)):
         if example.label is None:
             continue
@@ -150,13 +244,15 @@ def encode_texts(
 def encode_text_windows(
     texts: Sequence[str], tokenizer: BertTokenizer, max_length: int, stride: int
 ) -> list[Feature]:
-    """Overlapping [CLS] window [SEP] features over single texts longer than ``max_length`` tokens."""
+    """Overlapping ``[CLS] window [SEP]`` features (the tokenizer's own specials) over single texts
+    longer than ``max_length`` tokens."""
+    layout = special_layout(tokenizer)
     encodings = tokenizer.backend_tokenizer.encode_batch(list(texts), add_special_tokens=False)
     features = []
-    room = max_length - 2
+    room = max_length - layout.single_specials
     for index, encoding in enumerate(encodings):
         for start, end in token_windows(len(encoding.ids), room, min(stride, room // 2)):
-            features.append(_window_feature(tokenizer, encoding.ids, start, end, index))
+            features.append(_window_feature(layout, encoding.ids, start, end, index))
     return features
 
 
@@ -171,9 +267,11 @@ def encode_words(
 ) -> tuple[list[Feature], list[list[int | None]]]:
     """Windows over pre-split sentences; also each sentence's token -> word map (no specials).
 
-    Features carry ``window`` (token range) and ``first`` (window positions that start a word).
+    Features carry ``window`` (token range), ``offset`` (the window's first position in the feature,
+    after the tokenizer's leading specials) and ``first`` (window positions that start a word).
     ``stride`` is capped at half the window, so short windows still make progress.
     """
+    layout = special_layout(tokenizer)
     encodings = tokenizer.backend_tokenizer.encode_batch(
         [list(w) for w in words], is_pretokenized=True, add_special_tokens=False
     )
@@ -184,9 +282,9 @@ def encode_words(
         word_maps.append(word_ids)
         # A word's first piece: its word id differs from the previous token's.
         first = [k == 0 or word_ids[k] != word_ids[k - 1] for k in range(len(word_ids))]
-        room = max_length - 2
+        room = max_length - layout.single_specials
         for start, end in token_windows(len(word_ids), room, min(stride, room // 2)):
-            feature = _window_feature(tokenizer, encoding.ids, start, end, index)
+            feature = _window_feature(layout, encoding.ids, start, end, index)
             feature["first"] = first[start:end]
             features.append(feature)
     return features, word_maps
@@ -221,7 +319,7 @@ def encode_tagged(
     for feature in features:
         index = feature["example_index"]
         start, end = feature["window"]
-        labels = [IGNORE_INDEX]
+        labels = [IGNORE_INDEX] * feature["offset"]  # the leading specials
         for position, is_first in zip(range(start, end), feature["first"], strict=True):
             word = word_maps[index][position]
             if word is None:
@@ -230,7 +328,7 @@ def encode_tagged(
                 labels.append(tag_ids[index][word])
             else:
                 labels.append(continuation[index][word] if label_all_subwords else IGNORE_INDEX)
-        labels.append(IGNORE_INDEX)
+        labels += [IGNORE_INDEX] * (len(feature["input_ids"]) - len(labels))  # the trailing specials
         feature["labels"] = labels
     return features
 
@@ -254,11 +352,9 @@ def encode_choices(
     row = 0
     for index, example in enumerate(examples):
         count = len(example.endings)
-        feature: Feature = {
-            "input_ids": encoded["input_ids"][row : row + count],
-            "token_type_ids": encoded["token_type_ids"][row : row + count],
-            "example_index": index,
-        }
+        feature: Feature = {"input_ids": encoded["input_ids"][row : row + count], "example_index": index}
+        if "token_type_ids" in encoded:
+            feature["token_type_ids"] = encoded["token_type_ids"][row : row + count]
         if example.label is not None:
             if not 0 <= int(example.label) < count:
                 raise BertForgeError(

@@ -2,15 +2,17 @@
 
 Encoding (:func:`encode_qa`), as in Google's ``run_squad.py`` and transformers' ``run_qa.py``:
 
-* The question keeps at most ``max_query_length`` (64) tokens; each window is
-  ``[CLS] question [SEP] context-window [SEP]`` with segment 1 from the context on.
+* The question keeps at most ``max_query_length`` (64) tokens; each window is the tokenizer's pair
+  form of (question, context window): ``[CLS] question [SEP] context-window [SEP]`` with segment 1
+  from the context on for BERT, ``<s> question </s></s> context-window </s>`` for RoBERTa (read
+  from the tokenizer's post-processor, :func:`~.preprocess.special_layout`).
 * A context longer than the room left is cut into windows that share ``doc_stride`` tokens
   (transformers' meaning: the overlap; Google's ``run_squad.py`` used it as the step).
 * Every context token keeps its character span in the context (``offsets``), from the Rust
   tokenizer's offsets, so an answer is sliced from the original text: casing, accents and Chinese
   characters come back exactly as written.
 * In training, a window that does not contain the whole answer (and every window of an unanswerable
-  question) points start and end at [CLS], index 0.
+  question) points start and end at index 0 ([CLS], ``<s>``).
 
 Decoding (:func:`decode_qa`): for each window, the ``n_best`` highest start and end logits over
 context tokens make candidate spans (end >= start, at most ``max_answer_length`` tokens, start token
@@ -30,7 +32,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import BertForgeError
-from .preprocess import Feature, max_context_owner, token_windows
+from .preprocess import Feature, _ids, _types, max_context_owner, special_layout, token_windows
 
 if TYPE_CHECKING:
     from ..tokenizer import BertTokenizer
@@ -78,11 +80,14 @@ def encode_qa(
     backend = tokenizer.backend_tokenizer
     question_encodings = backend.encode_batch(list(questions), add_special_tokens=False)
     context_encodings = backend.encode_batch(list(contexts), add_special_tokens=False)
-    cls_id, sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
+    layout = special_layout(tokenizer)
+    head, middle, tail = _ids(layout.pair_prefix), _ids(layout.pair_middle), _ids(layout.pair_suffix)
+    head_types, middle_types = _types(layout.pair_prefix), _types(layout.pair_middle)
+    tail_types = _types(layout.pair_suffix)
     features: list[Feature] = []
     for index, (q, c) in enumerate(zip(question_encodings, context_encodings, strict=True)):
         query = q.ids[:max_query_length]
-        room = max_seq_length - len(query) - 3  # [CLS] q [SEP] ... [SEP]
+        room = max_seq_length - len(query) - layout.pair_specials  # [CLS] q [SEP] ... [SEP]
         if room <= doc_stride:
             raise BertForgeError(
                 f"max_seq_length {max_seq_length} leaves {room} context tokens per window after a "
@@ -94,18 +99,20 @@ def encode_qa(
         token_span = None
         if answers is not None and answers[index] is not None:
             token_span = _answer_tokens(c.offsets, *answers[index])  # type: ignore[misc]
-        prefix = len(query) + 2  # the context's first position in the window
+        prefix = len(head) + len(query) + len(middle)  # the context's first position in the window
+        query_types = [*head_types, *[layout.type_a] * len(query), *middle_types]
         for window_index, (start, end) in enumerate(windows):
             length = end - start
             feature: Feature = {
-                "input_ids": [cls_id, *query, sep_id, *c.ids[start:end], sep_id],
-                "token_type_ids": [0] * prefix + [1] * (length + 1),
+                "input_ids": [*head, *query, *middle, *c.ids[start:end], *tail],
                 "example_index": index,
-                "offsets": [None] * prefix + list(c.offsets[start:end]) + [None],
+                "offsets": [None] * prefix + list(c.offsets[start:end]) + [None] * len(tail),
                 "max_context": [False] * prefix
                 + [owner[p] == window_index for p in range(start, end)]
-                + [False],
+                + [False] * len(tail),
             }
+            if layout.token_type_ids:
+                feature["token_type_ids"] = [*query_types, *[layout.type_b] * length, *tail_types]
             if answers is not None:
                 first, last = 0, 0  # [CLS]: no (whole) answer in this window
                 if token_span is not None and start <= token_span[0] and token_span[1] < end:

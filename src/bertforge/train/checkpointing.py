@@ -188,10 +188,10 @@ def resolve_resume(resume: bool | str | Path, output_dir: Path) -> Path | None:
 
 def check_resume_vocabulary(checkpoint: Path, dataset: Any, model_vocab: int) -> None:
     """Refuse to resume on a dataset built with another vocabulary than the checkpoint's."""
-    from ..tokenizer import BertTokenizer
+    from ..pipelines.common import load_tokenizer
 
     try:
-        dataset.check_tokenizer(BertTokenizer.from_pretrained(checkpoint))
+        dataset.check_tokenizer(load_tokenizer(checkpoint))
     except BertForgeError as err:
         raise BertForgeError(f"cannot resume from {checkpoint}: {err}") from None
     if model_vocab != dataset.vocab_size:

@@ -1,4 +1,7 @@
-"""Fine-tune a BERT checkpoint on a task file: classification, regression, NER, QA, multiple choice.
+"""Fine-tune a checkpoint of any family (BERT, RoBERTa, ALBERT, DistilBERT) on a task file:
+classification, regression, NER, QA, multiple choice, or any task registered in
+:mod:`bertforge.tasks.registry` (whose :class:`~bertforge.tasks.registry.TaskDefinition` says how to
+read, label, encode, predict and score it; the model is that task's head of the checkpoint's family).
 
 One run: read the training and dev files with the task's reader, build the label set from the
 training data (a dev label outside it is an error, not a silent zero), encode (see
@@ -30,15 +33,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..auto import checkpoint_model_type, config_class_for, forward_kwargs, model_class_for
 from ..errors import BertForgeError
 from ..fileio import atomic_write_json
-from ..pipelines.common import FINETUNE_CONFIG_FILE, InferenceSettings, autocast, model_class
-from ..pipelines.evaluation import check_labelled, evaluate_examples, read_examples
-from ..tasks.metrics import MAIN_METRIC
-from ..tasks.preprocess import encode_choices, encode_tagged, encode_texts, label_maps, tag_list
+from ..pipelines.common import FINETUNE_CONFIG_FILE, InferenceSettings, autocast, load_tokenizer
+from ..pipelines.evaluation import check_known_labels, check_labelled, evaluate_examples, read_examples
 from ..tasks.preprocess_batches import collate, feature_length, length_grouped_batches, random_batches
-from ..tasks.preprocess_qa import answer_char_spans, encode_qa
-from ..tokenizer import BertTokenizer
+from ..tasks.registry import TaskDefinition, get_task
 from .finetune_config import FinetuneConfig
 from .logging import MetricsLogger, plot_metrics, progress_bar, read_metrics
 from .optim import OptimConfig, ScheduleConfig, build_optimizer, build_scheduler
@@ -71,74 +72,35 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _labels(config: FinetuneConfig, train: list[Any], dev: list[Any]) -> list[str] | None:
+def _labels(
+    task: TaskDefinition, config: FinetuneConfig, train: list[Any], dev: list[Any]
+) -> list[str] | None:
     """The label set from the training data; a dev label outside it is an error naming the row."""
-    if config.task == "classification":
-        from ..tasks.readers import label_list
-
-        labels = label_list(train)
-        dev_labels = [(e.line, str(e.label)) for e in dev if e.label is not None]
-    elif config.task == "ner":
-        labels = tag_list(train)
-        dev_labels = [(e.line, t) for e in dev for t in e.tags or ()]
-    else:
-        return None
-    known = set(labels)
-    for line, label in dev_labels:
-        if label not in known:
-            raise BertForgeError(
-                f"{config.dev}:{line}: label {label!r} does not occur in the training data "
-                f"({', '.join(sorted(known)[:20])}); fix the label or add training examples with it"
-            )
+    labels = task.label_set(train)
+    if labels is not None:
+        check_known_labels(
+            task.name,
+            dev,
+            labels,
+            config.dev or "dev",
+            problem="does not occur in the training data",
+            fix="fix the label or add training examples with it",
+        )
     return labels
 
 
-def _model_overrides(config: FinetuneConfig, labels: list[str] | None, version_2: bool) -> dict[str, Any]:
-    overrides: dict[str, Any] = {}
-    if labels is not None:
-        id2label, label2id = label_maps(labels)
-        overrides.update(id2label=id2label, label2id=label2id)
-        if config.task == "classification":
-            overrides["problem_type"] = "single_label_classification"
-    elif config.task == "regression":
-        overrides.update(id2label={0: "LABEL_0"}, label2id={"LABEL_0": 0}, problem_type="regression")
-    elif config.task == "qa":
-        overrides.update(id2label={0: "LABEL_0", 1: "LABEL_1"}, label2id={"LABEL_0": 0, "LABEL_1": 1})
+# Config fields that hold dropout, by family (BERT/RoBERTa/ALBERT; DistilBERT).
+_DROPOUT_FIELDS = ("hidden_dropout_prob", "attention_probs_dropout_prob", "dropout", "attention_dropout")
+
+
+def _model_overrides(
+    task: TaskDefinition, config: FinetuneConfig, labels: list[str] | None, model_type: str
+) -> dict[str, Any]:
+    overrides = dict(task.config_overrides(labels))
     if config.dropout is not None:
-        overrides.update(hidden_dropout_prob=config.dropout, attention_probs_dropout_prob=config.dropout)
+        fields = set(getattr(config_class_for(model_type), "__dataclass_fields__", {}))
+        overrides.update({name: config.dropout for name in _DROPOUT_FIELDS if name in fields})
     return overrides
-
-
-def _encode(
-    config: FinetuneConfig, examples: list[Any], tokenizer: BertTokenizer, label2id: dict[str, int] | None
-) -> list[dict[str, Any]]:
-    assert config.max_seq_length is not None
-    if config.task in ("classification", "regression"):
-        return encode_texts(
-            examples, tokenizer, config.max_seq_length, label2id, config.task == "regression", config.train
-        )
-    if config.task == "ner":
-        assert label2id is not None
-        return encode_tagged(
-            examples,
-            tokenizer,
-            label2id,
-            config.max_seq_length,
-            config.window_stride,
-            config.label_all_subwords,
-            config.train,
-        )
-    if config.task == "qa":
-        return encode_qa(
-            [e.question for e in examples],
-            [e.context for e in examples],
-            tokenizer,
-            config.max_seq_length,
-            config.doc_stride,
-            config.max_query_length,
-            answers=answer_char_spans(examples),
-        )
-    return encode_choices(examples, tokenizer, config.max_seq_length)
 
 
 _MODEL_KEYS = ("input_ids", "attention_mask", "token_type_ids", "labels", "start_positions", "end_positions")
@@ -154,7 +116,7 @@ def training_step(
 ) -> float:
     """One optimisation step on a collated batch (autocast to ``dtype``, clipping); returns the loss."""
     device = next(model.parameters()).device
-    inputs = {k: v.to(device) for k, v in batch.items() if k in _MODEL_KEYS}
+    inputs = forward_kwargs(model, {k: v.to(device) for k, v in batch.items() if k in _MODEL_KEYS})
     with autocast(dtype, device):
         loss = model(**inputs).loss
     loss.backward()
@@ -169,6 +131,7 @@ def training_step(
 def finetune(config: FinetuneConfig, progress: bool = True) -> FinetuneResult:
     """Run one fine-tuning job; the best model (by the task's main metric on dev) ends up in ``config.out``."""
     config = config.resolved()
+    task = get_task(config.task)
     assert config.max_seq_length is not None
     _seed_everything(config.seed)
     out = Path(config.out)
@@ -192,23 +155,20 @@ def finetune(config: FinetuneConfig, progress: bool = True) -> FinetuneResult:
     for message in skipped:
         logger.warning("skipped %s", message)
 
-    tokenizer = BertTokenizer.from_pretrained(config.tokenizer or config.model)
-    labels = _labels(config, train, dev)
-    version_2 = (
-        bool(config.version_2)
-        if config.version_2 is not None
-        else (config.task == "qa" and any(e.is_impossible for e in train))
+    tokenizer = load_tokenizer(config.tokenizer or config.model)
+    labels = _labels(task, config, train, dev)
+    extra = task.config_extra(train, config)
+    version_2 = bool(extra.get("version_2_with_negative", config.version_2 or False))
+    # The task's head in the checkpoint's own family: --model may be any BERT/RoBERTa/ALBERT/DistilBERT.
+    model_type = checkpoint_model_type(config.model)
+    model = model_class_for(model_type, task.head).from_pretrained(
+        config.model, ignore_mismatched_sizes=True, **_model_overrides(task, config, labels, model_type)
     )
-    model = model_class(config.task).from_pretrained(
-        config.model, ignore_mismatched_sizes=True, **_model_overrides(config, labels, version_2)
-    )
-    if config.task == "qa":
-        model.config = model.config.replace(
-            extra={**model.config.extra, "version_2_with_negative": version_2}
-        )
+    if extra:
+        model.config = model.config.replace(extra={**model.config.extra, **extra})
     model.to(config.device)
     label2id = model.config.label2id if labels is not None else None
-    features = _encode(config, train, tokenizer, label2id)
+    features = task.encode(train, tokenizer, label2id, config)
     if not features:
         raise BertForgeError(f"{config.train} gave no training features; check the file")
     lengths = [feature_length(f) for f in features]
@@ -227,7 +187,7 @@ def finetune(config: FinetuneConfig, progress: bool = True) -> FinetuneResult:
     scheduler = build_scheduler(optimizer, ScheduleConfig(warmup=config.warmup, decay="linear"), total_steps)
     settings = InferenceSettings(
         max_length=config.max_seq_length,
-        stride=config.doc_stride if config.task == "qa" else config.window_stride,
+        stride=getattr(config, task.stride_setting),
         max_query_length=config.max_query_length,
         batch_size=config.eval_batch_size,
         dtype=torch.bfloat16 if config.bf16 else None,
@@ -247,7 +207,7 @@ def finetune(config: FinetuneConfig, progress: bool = True) -> FinetuneResult:
     )
     metrics_log = MetricsLogger(out / METRICS_FILE)
 
-    main = MAIN_METRIC[config.task]
+    main = task.main_metric
     result = FinetuneResult(out, main, None, 0, {}, skipped=skipped)
     saved_tokenizer = False
 
@@ -268,7 +228,7 @@ def finetune(config: FinetuneConfig, progress: bool = True) -> FinetuneResult:
         }
         record["lr"] = scheduler.get_last_lr()[0]
         if dev:
-            metrics, _ = evaluate_examples(config.task, model, tokenizer, dev, settings)
+            metrics, _ = evaluate_examples(task.name, model, tokenizer, dev, settings)
             model.train()
             record.update({f"dev_{k}": v for k, v in metrics.items() if not isinstance(v, dict)})
             value = float(metrics[main])

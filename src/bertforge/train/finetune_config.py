@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import BertForgeError
+from ..tasks.registry import get_task
 
-TASKS = ("classification", "regression", "ner", "qa", "multiple-choice")
 ON_ERROR = ("raise", "skip")
 
 
@@ -40,7 +40,7 @@ class FinetuneConfig:
     train_limit: int | None = None  # first N training examples (quick runs)
     dev_limit: int | None = None
     # encoding
-    max_seq_length: int | None = None  # 128; 384 for QA
+    max_seq_length: int | None = None  # the task's default: 128; 384 for QA
     window_stride: int = 32  # tokens shared by overlapping windows of long NER / classification inputs
     doc_stride: int = 128  # QA: tokens shared by consecutive context windows
     max_query_length: int = 64
@@ -66,8 +66,7 @@ class FinetuneConfig:
     plot: bool = True  # metrics.png of the curves (needs matplotlib)
 
     def __post_init__(self) -> None:
-        if self.task not in TASKS:
-            raise BertForgeError(f"unknown task {self.task!r}; choose from {', '.join(TASKS)}")
+        get_task(self.task)  # an unknown task is an error naming the registered ones
         if self.on_error not in ON_ERROR:
             raise BertForgeError(f"on_error {self.on_error!r} must be one of {', '.join(ON_ERROR)}")
         positive = ("batch_size", "eval_batch_size", "max_query_length", "train_limit", "dev_limit")
@@ -86,7 +85,7 @@ class FinetuneConfig:
 
     def resolved(self) -> FinetuneConfig:
         """A copy with the per-task defaults filled in."""
-        max_seq_length = self.max_seq_length or (384 if self.task == "qa" else 128)
+        max_seq_length = self.max_seq_length or get_task(self.task).max_length
         return dataclasses.replace(self, max_seq_length=max_seq_length)
 
     def to_dict(self) -> dict[str, Any]:

@@ -146,7 +146,7 @@ def pretrain(
     """
     from ..auto import model_class_for
     from ..data.dataset import TokenDataset
-    from ..tokenizer import BertTokenizer
+    from ..pipelines.common import load_tokenizer
 
     if config.data.dataset is None:
         raise BertForgeError("no dataset given; pass --data.dataset DIR (built with `bertforge data build`)")
@@ -154,7 +154,7 @@ def pretrain(
     out_dir = Path(config.output_dir)
     train_cfg = config.train
     try:
-        tokenizer = BertTokenizer.from_pretrained(tokenizer_path(config))
+        tokenizer = load_tokenizer(tokenizer_path(config))
         train_set = TokenDataset.open(config.data.dataset, split="train")
         train_set.check_tokenizer(tokenizer)
         has_eval = "eval" in train_set.manifest.get("splits", {})
@@ -167,6 +167,12 @@ def pretrain(
         # MLM alone needs no sentence head: BERT then trains its MLM model, as RoBERTa does.
         kind = "masked-lm" if config.data.objective == "mlm" else "pretraining"
         model_cls = model_class_for(model_type, kind)
+        if config.data.span_boundary:  # SpanBERT: MLM + span-boundary objective on a BERT
+            if model_type != "bert":
+                raise BertForgeError(f"data.span_boundary (SpanBERT) trains a BERT, not a {model_type}")
+            from ..models.spanbert import BertForPreTrainingSBO
+
+            model_cls = BertForPreTrainingSBO
         if config.data.objective.startswith("mlm+") and not _has_sentence_head(model_cls):
             raise BertForgeError(
                 f"data.objective {config.data.objective!r} needs a sentence head, which the "

@@ -45,19 +45,21 @@ def tokenizer_path(config: PretrainConfig) -> Path:
 def build_pretraining_data(
     dataset: Any, config: PretrainConfig, phase: Phase, tokenizer: Any, seed: int
 ) -> Any:
-    """Instances and masks for one phase (its sequence length and masking budget)."""
+    """Instances and masks for one phase (its sequence length, masking strategy and budget)."""
     from ..data.pretraining import PretrainingData
 
+    strategy = config.phase_masking(phase)
     return PretrainingData(
         dataset,
         config.data.instance_config(phase.max_seq_length),
-        config.data.masking_config(phase.max_predictions_per_seq),
+        config.data.masking_config(phase.max_predictions_per_seq, strategy),
         mask_token_id=tokenizer.mask_token_id,
         pad_token_id=tokenizer.pad_token_id,
         special_ids=tokenizer.all_special_ids,
         seed=seed,
         cls_token_id=tokenizer.cls_token_id,
         sep_token_id=tokenizer.sep_token_id,
+        tables=config.data.masking_tables(tokenizer, [strategy]),
     )
 
 

@@ -121,7 +121,7 @@ class DataSection:
     objective: str = "mlm+nsp"  # "mlm+nsp" | "mlm+sop" | "mlm"
     max_seq_length: int = 128  # used when [[train.phases]] is empty
     short_seq_prob: float = 0.1
-    masking: str = "token"  # "token" | "whole-word" | "span" | "ngram"
+    masking: str = "token"  # "token" | "whole-word" | "span" | "ngram" | "phrase" | "entity" (ERNIE)
     mlm_probability: float = 0.15
     mask_token_prob: float = 0.8
     random_token_prob: float = 0.1
@@ -131,6 +131,14 @@ class DataSection:
     max_ngram: int = 3
     dynamic: bool = True  # False = static masks: dupe_factor fixed copies per instance
     dupe_factor: int = 10
+    # SpanBERT: emit span boundaries and train the span-boundary objective (masking "span", objective "mlm")
+    span_boundary: bool = False
+    # MacBERT MLM as correction (masking "whole-word" or "ngram"): similar word / random / keep, no [MASK]
+    correction: bool = False
+    similar_words: str | None = None  # file: `word<TAB>sim1 sim2 ...` lines or JSON {word: [...]}; wins
+    similar_from: str | None = None  # else: nearest neighbours in this checkpoint's input embeddings
+    similar_top_k: int = 10  # neighbours kept per word (similar_from)
+    entity_lexicon: str | None = None  # ERNIE entity masking: one entity per line
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
@@ -139,6 +147,27 @@ class DataSection:
             )
         self.masking_config()  # the data package validates strategy and probabilities
         self.instance_config(self.max_seq_length)
+        if self.span_boundary and self.objective != "mlm":
+            raise BertForgeError(
+                f"data.span_boundary (SpanBERT) trains without a sentence objective; data.objective "
+                f'is {self.objective!r}: use "mlm"'
+            )
+        if self.correction and self.similar_words is None and self.similar_from is None:
+            raise BertForgeError(
+                "data.correction (MacBERT) needs similar words: set data.similar_words FILE or "
+                "data.similar_from CHECKPOINT (nearest neighbours in its word embeddings)"
+            )
+        if self.similar_top_k < 1:
+            raise BertForgeError(f"data.similar_top_k must be >= 1, got {self.similar_top_k}")
+
+    def check_strategy(self, strategy: str, where: str = "data.masking") -> None:
+        """Errors for a masking strategy this section cannot run (a phase's or its own)."""
+        try:
+            self.masking_config(strategy=strategy)
+        except BertForgeError as err:
+            raise BertForgeError(f"{where}: {err}") from None
+        if strategy == "entity" and self.entity_lexicon is None:
+            raise BertForgeError(f'{where} "entity" needs data.entity_lexicon FILE (one entity per line)')
 
     def instance_config(self, max_seq_length: int) -> Any:
         from ..data.instances import InstanceConfig
@@ -147,11 +176,12 @@ class DataSection:
             objective=self.objective, max_seq_length=max_seq_length, short_seq_prob=self.short_seq_prob
         )
 
-    def masking_config(self, max_predictions_per_seq: int | None = None) -> Any:
+    def masking_config(self, max_predictions_per_seq: int | None = None, strategy: str | None = None) -> Any:
+        """The masking of a phase: ``strategy`` (a phase's ``masking``) overrides data.masking."""
         from ..data.masking import MaskingConfig
 
         return MaskingConfig(
-            strategy=self.masking,
+            strategy=strategy or self.masking,
             mlm_probability=self.mlm_probability,
             mask_token_prob=self.mask_token_prob,
             random_token_prob=self.random_token_prob,
@@ -161,6 +191,30 @@ class DataSection:
             max_ngram=self.max_ngram,
             dynamic=self.dynamic,
             dupe_factor=self.dupe_factor,
+            span_boundary=self.span_boundary,
+            correction=self.correction,
+        )
+
+    def masking_tables(self, tokenizer: Any, strategies: list[str]) -> Any:
+        """The similar-word table, entity lexicon and vocabulary classes ``strategies`` need (built
+        once per process; None when none is needed). Nearest neighbours (data.similar_from) also
+        rank the frequent multi-token words of the training split."""
+        from ..data.masking import build_masking_tables
+
+        dataset = None
+        if self.correction and self.similar_words is None and self.dataset is not None:
+            from ..data.dataset import TokenDataset
+
+            dataset = TokenDataset.open(self.dataset, split="train")
+        return build_masking_tables(
+            tokenizer,
+            strategies=strategies,
+            correction=self.correction,
+            similar_words=self.similar_words,
+            similar_from=self.similar_from,
+            similar_top_k=self.similar_top_k,
+            entity_lexicon=self.entity_lexicon,
+            dataset=dataset,
         )
 
 
@@ -174,6 +228,7 @@ class Phase:
     max_predictions_per_seq: int | None = (
         None  # default: data.max_predictions_per_seq (BERT: 20 at 128, 80 at 512)
     )
+    masking: str | None = None  # default: data.masking (ERNIE: "token", then "phrase", then "entity")
 
     def __post_init__(self) -> None:
         if not 0 < self.fraction <= 1:
@@ -248,6 +303,13 @@ class PretrainConfig:
                 f"schedule.warmup {self.schedule.warmup:g} is a step count; with train.budget give a "
                 "fraction of the budget instead, e.g. --schedule.warmup 0.05"
             )
+
+        for i, phase in enumerate(self.phases()):
+            self.data.check_strategy(self.phase_masking(phase), f"train.phases[{i}].masking")
+
+    def phase_masking(self, phase: Phase) -> str:
+        """The masking strategy of ``phase``: its own ``masking``, else data.masking."""
+        return phase.masking or self.data.masking
 
     def phases(self) -> list[Phase]:
         """The phases to run; one phase at data.max_seq_length when none are configured."""

@@ -1,0 +1,850 @@
+"""ALBERT (Lan et al., 2019): factorised embeddings and cross-layer parameter sharing.
+
+Two changes to BERT, both in how parameters are laid out rather than in the maths:
+
+* Factorised embeddings: tokens, positions and segments are embedded at ``embedding_size`` (E,
+  128 in every published model) and projected to ``hidden_size`` (H) by
+  ``encoder.embedding_hidden_mapping_in``; the MLM head projects back to E before its decoder,
+  which is tied to the (V, E) word-embedding matrix.
+* Cross-layer sharing: the encoder holds ``num_hidden_groups`` groups of ``inner_group_num``
+  layers each, and runs ``num_hidden_layers`` times, layer ``i`` calling group
+  ``int(i / (num_hidden_layers / num_hidden_groups))`` (transformers' arithmetic, float division
+  included). A group's modules are called again and again: there is literally one set of
+  parameters per group, and a gradient step on it changes every layer that uses it.
+
+Module and parameter names are transformers' ``modeling_albert.py`` one to one
+(``encoder.albert_layer_groups.G.albert_layers.I.attention.query``, ``...ffn``, ``...ffn_output``,
+``...full_layer_layer_norm``, ``pooler``, ``predictions.decoder``, ``sop_classifier.classifier``),
+so state dicts move between the two without a rename table. ``output_hidden_states`` gives the
+projected embeddings plus one entry per layer *call* (``num_hidden_layers * inner_group_num``),
+and ``output_attentions`` one entry per call, as transformers records them.
+
+Like transformers (and unlike Google's TF code), the feed-forward output is not followed by
+dropout; the published v2 models train with no dropout at all.
+
+Shapes in comments: B batch, T sequence length, E embedding size, H hidden size, N heads,
+P selected rows, V vocabulary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import ACTIVATIONS, PretrainedConfig
+from ..errors import BertForgeError
+from ..heads import BertForSequenceClassification, _mlm_loss
+from ..masked_lm import IGNORE_INDEX, masked_lm_inputs, masked_positions_loss, sentence_loss
+from ..ops import Dropout, activation, attention, gather_rows, key_padding_mask, split_heads
+from ..outputs import (
+    BaseModelOutputWithPooling,
+    MaskedLMOutput,
+    ModelOutput,
+    MultipleChoiceModelOutput,
+    PreTrainingLossOutput,
+    QuestionAnsweringModelOutput,
+    SequenceClassifierOutput,
+    TokenClassifierOutput,
+)
+from ..pretrained import PreTrainedModel, deferred_init
+
+__all__ = [
+    "ALBERT_PRESETS",
+    "AlbertConfig",
+    "AlbertEmbeddings",
+    "AlbertForMaskedLM",
+    "AlbertForMultipleChoice",
+    "AlbertForPreTraining",
+    "AlbertForPreTrainingOutput",
+    "AlbertForQuestionAnswering",
+    "AlbertForSequenceClassification",
+    "AlbertForTokenClassification",
+    "AlbertModel",
+    "AlbertPreTrainedModel",
+    "AlbertTransformer",
+    "albert_preset_names",
+]
+
+
+# ------------------------------------------------------------------------------------------ config
+@dataclass
+class AlbertConfig(PretrainedConfig):
+    """Architecture of an ALBERT model, with transformers' field names and defaults (which are
+    ALBERT-xxlarge's: H 4096, 64 heads, feed-forward 16384). Use :meth:`from_preset` for the
+    published sizes (``albert-base`` ... ``albert-xxlarge``) and tiny ones for CPU runs."""
+
+    model_type: ClassVar[str] = "albert"
+
+    vocab_size: int = 30000
+    embedding_size: int = 128
+    hidden_size: int = 4096
+    num_hidden_layers: int = 12
+    num_hidden_groups: int = 1
+    num_attention_heads: int = 64
+    intermediate_size: int = 16384
+    inner_group_num: int = 1
+    hidden_act: str = "gelu_new"
+    hidden_dropout_prob: float = 0.0
+    attention_probs_dropout_prob: float = 0.0
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    initializer_range: float = 0.02
+    layer_norm_eps: float = 1e-12
+    classifier_dropout_prob: float | None = 0.1
+    pad_token_id: int | None = 0
+    bos_token_id: int | None = 2
+    eos_token_id: Any = 3
+    tie_word_embeddings: bool = True
+
+    def validate(self) -> None:
+        """Raise :class:`BertForgeError` naming the first invalid value and how to fix it."""
+        self._check_positive(
+            "vocab_size",
+            "embedding_size",
+            "hidden_size",
+            "num_hidden_layers",
+            "num_hidden_groups",
+            "num_attention_heads",
+            "intermediate_size",
+            "inner_group_num",
+            "max_position_embeddings",
+            "type_vocab_size",
+        )
+        if self.hidden_size % self.num_attention_heads != 0:
+            suggestion = max(d for d in range(1, self.num_attention_heads + 1) if self.hidden_size % d == 0)
+            raise BertForgeError(
+                f"hidden_size ({self.hidden_size}) must be divisible by num_attention_heads "
+                f"({self.num_attention_heads}); try num_attention_heads={suggestion}"
+            )
+        if self.num_hidden_groups > self.num_hidden_layers:
+            # Layer i runs group int(i / (L / G)): with G > L some groups would never run.
+            raise BertForgeError(
+                f"num_hidden_groups ({self.num_hidden_groups}) must not exceed num_hidden_layers "
+                f"({self.num_hidden_layers}): layer i runs group int(i / (num_hidden_layers / "
+                "num_hidden_groups)), so the extra groups would never be used"
+            )
+        if self.hidden_act not in ACTIVATIONS:
+            raise BertForgeError(
+                f"hidden_act {self.hidden_act!r} is not supported; choose from {', '.join(ACTIVATIONS)}"
+            )
+        self._check_probabilities(
+            "hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout_prob"
+        )
+        if self.pad_token_id is not None and not 0 <= self.pad_token_id < self.vocab_size:
+            raise BertForgeError(
+                f"pad_token_id ({self.pad_token_id}) must be in [0, vocab_size={self.vocab_size})"
+            )
+        if self.layer_norm_eps <= 0:
+            raise BertForgeError(
+                f"layer_norm_eps ({self.layer_norm_eps}) must be positive; ALBERT uses 1e-12"
+            )
+        if self.initializer_range <= 0:
+            raise BertForgeError(
+                f"initializer_range ({self.initializer_range}) must be positive; ALBERT uses 0.02"
+            )
+        # Older transformers wrote this key for ALBERT; only absolute positions are implemented.
+        position_type = self.extra.get("position_embedding_type", "absolute")
+        if position_type != "absolute":
+            raise BertForgeError(
+                f"position_embedding_type {position_type!r} is not supported; bertforge implements "
+                "ALBERT's absolute positions ('absolute')"
+            )
+        super().validate()
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_attention_heads
+
+    def group_index(self, layer: int) -> int:
+        """The parameter group layer ``layer`` runs: transformers' ``int(i / (L / G))``, float
+        division included, so every (L, G) maps layers to groups exactly as transformers does."""
+        return int(layer / (self.num_hidden_layers / self.num_hidden_groups))
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> AlbertConfig:
+        """A named architecture: ``albert-tiny``, ``albert-mini``, ``albert-small``, or the published
+        ``albert-base``/``-large``/``-xlarge``/``-xxlarge`` (v2; ``-v2`` suffixes accepted)."""
+        canonical = ALBERT_PRESET_ALIASES.get(name, name)
+        if canonical not in ALBERT_PRESETS:
+            raise BertForgeError(
+                f"unknown ALBERT preset {name!r}; choose from {', '.join(albert_preset_names())}"
+            )
+        return cls(**{**ALBERT_PRESETS[canonical], **overrides})
+
+
+def _size(embedding: int, hidden: int, layers: int, heads: int, intermediate: int) -> dict[str, Any]:
+    return {
+        "embedding_size": embedding,
+        "hidden_size": hidden,
+        "num_hidden_layers": layers,
+        "num_attention_heads": heads,
+        "intermediate_size": intermediate,
+    }
+
+
+# The published sizes are those of the v2 checkpoints' config.json (all share every layer: one group
+# of one layer, E 128, vocab 30000, gelu_new, no dropout); the small ones are for CPU runs and tests.
+ALBERT_PRESETS: dict[str, dict[str, Any]] = {
+    "albert-tiny": _size(64, 128, 4, 2, 512),
+    "albert-mini": _size(128, 256, 4, 4, 1024),
+    "albert-small": _size(128, 512, 6, 8, 2048),
+    "albert-base": _size(128, 768, 12, 12, 3072),
+    "albert-large": _size(128, 1024, 24, 16, 4096),
+    "albert-xlarge": _size(128, 2048, 24, 16, 8192),
+    "albert-xxlarge": _size(128, 4096, 12, 64, 16384),
+}
+ALBERT_PRESET_ALIASES: dict[str, str] = {
+    f"{name}-v2": name for name in ("albert-base", "albert-large", "albert-xlarge", "albert-xxlarge")
+}
+
+
+def albert_preset_names() -> list[str]:
+    return [*ALBERT_PRESETS, *ALBERT_PRESET_ALIASES]
+
+
+# ----------------------------------------------------------------------------------------- modules
+class AlbertPreTrainedModel(PreTrainedModel):
+    """Base of AlbertModel and every ALBERT head: ALBERT's config class and checkpoint layout."""
+
+    config: AlbertConfig
+    config_class = AlbertConfig
+    base_model_prefix = "albert"
+    base_modules = ("embeddings", "encoder", "pooler")
+    required_modules = ("embeddings", "encoder")
+
+
+class AlbertEmbeddings(nn.Module):
+    """token + learned absolute position + segment embeddings at ``embedding_size``, LayerNorm, dropout."""
+
+    def __init__(self, config: AlbertConfig) -> None:
+        super().__init__()
+        self.word_embeddings = nn.Embedding(
+            config.vocab_size, config.embedding_size, padding_idx=config.pad_token_id
+        )
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.embedding_size)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.embedding_size)
+        self.LayerNorm = nn.LayerNorm(config.embedding_size, eps=config.layer_norm_eps)
+        self.dropout = Dropout(config.hidden_dropout_prob)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """(B, T) ids -> (B, T, E)."""
+        if position_ids is None:
+            position_ids = torch.arange(input_ids.shape[1], device=input_ids.device).unsqueeze(0)
+        # transformers' order (word + type, then position), so float rounding matches too.
+        if token_type_ids is None:
+            embeddings = self.word_embeddings(input_ids) + self.token_type_embeddings.weight[0]
+        else:
+            embeddings = self.word_embeddings(input_ids) + self.token_type_embeddings(token_type_ids)
+        embeddings = embeddings + self.position_embeddings(position_ids)
+        return self.dropout(self.LayerNorm(embeddings))
+
+
+class AlbertAttention(nn.Module):
+    """Self-attention with its output projection, dropout, residual and LayerNorm in one module
+    (ALBERT names them ``query``/``key``/``value``/``dense``/``LayerNorm`` side by side)."""
+
+    def __init__(self, config: AlbertConfig) -> None:
+        super().__init__()
+        self.num_attention_heads = config.num_attention_heads
+        self.dropout_prob = config.attention_probs_dropout_prob
+        self.query = nn.Linear(config.hidden_size, config.hidden_size)
+        self.key = nn.Linear(config.hidden_size, config.hidden_size)
+        self.value = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.output_dropout = Dropout(config.hidden_dropout_prob)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        output_attentions: bool = False,
+        rows: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, T, H) -> (B, T, H), or (B, P, H) for the (B, P) positions ``rows``; keys and values
+        always come from every position. ``attention_mask``: bool (B, 1, 1, T) or None."""
+        residual = hidden_states if rows is None else gather_rows(hidden_states, rows)
+        inputs, queries = hidden_states, residual
+        device_type = hidden_states.device.type
+        if torch.is_autocast_enabled(device_type):
+            # Cast the fp32 LayerNorm output once, not once per projection.
+            inputs = inputs.to(torch.get_autocast_dtype(device_type))
+            queries = queries.to(inputs.dtype)
+        heads = self.num_attention_heads
+        query = split_heads(self.query(queries), heads)
+        key = split_heads(self.key(inputs), heads)
+        value = split_heads(self.value(inputs), heads)
+        context, probs = attention(
+            query, key, value, attention_mask, self.dropout_prob, self.training, output_attentions
+        )
+        # (B, N, P, D) -> (B, P, H)
+        context = context.transpose(1, 2).reshape(*residual.shape[:2], -1)
+        return self.LayerNorm(residual + self.output_dropout(self.dense(context))), probs
+
+
+class AlbertLayer(nn.Module):
+    """Attention block, then feed-forward (``ffn`` -> activation -> ``ffn_output``) added to its
+    input and normalised by ``full_layer_layer_norm``."""
+
+    def __init__(self, config: AlbertConfig) -> None:
+        super().__init__()
+        self.full_layer_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.attention = AlbertAttention(config)
+        self.ffn = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.ffn_output = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.activation = activation(config.hidden_act)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        output_attentions: bool = False,
+        rows: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, T, H) -> (B, T, H); with ``rows`` (B, P) only those positions, (B, P, H) (exact:
+        a position's output depends on the others only through keys and values)."""
+        attended, probs = self.attention(hidden_states, attention_mask, output_attentions, rows)
+        ffn_output = self.ffn_output(self.activation(self.ffn(attended)))
+        return self.full_layer_layer_norm(ffn_output + attended), probs
+
+
+class AlbertLayerGroup(nn.Module):
+    """``inner_group_num`` layers run in order: the unit whose parameters layers share."""
+
+    def __init__(self, config: AlbertConfig) -> None:
+        super().__init__()
+        self.albert_layers = nn.ModuleList(AlbertLayer(config) for _ in range(config.inner_group_num))
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+        rows: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+        """Returns the output and, when asked, each inner layer's output and attention
+        probabilities. ``rows`` restricts the last inner layer to those positions."""
+        all_hidden: list[torch.Tensor] = []
+        all_attentions: list[torch.Tensor] = []
+        last = len(self.albert_layers) - 1
+        for index, layer in enumerate(self.albert_layers):
+            hidden_states, probs = layer(
+                hidden_states, attention_mask, output_attentions, rows if index == last else None
+            )
+            if output_hidden_states:
+                all_hidden.append(hidden_states)
+            if output_attentions:
+                assert probs is not None
+                all_attentions.append(probs)
+        return hidden_states, all_hidden, all_attentions
+
+
+class AlbertTransformer(nn.Module):
+    """E -> H projection, then ``num_hidden_layers`` calls of the shared layer groups."""
+
+    def __init__(self, config: AlbertConfig) -> None:
+        super().__init__()
+        self.num_hidden_layers = config.num_hidden_layers
+        # Which group each layer runs, fixed by the config (transformers' float arithmetic).
+        self.layer_to_group = tuple(config.group_index(i) for i in range(config.num_hidden_layers))
+        self.embedding_hidden_mapping_in = nn.Linear(config.embedding_size, config.hidden_size)
+        self.albert_layer_groups = nn.ModuleList(
+            AlbertLayerGroup(config) for _ in range(config.num_hidden_groups)
+        )
+
+    def group_for_layer(self, layer: int) -> AlbertLayerGroup:
+        """The module (one object, shared) that layer ``layer`` runs."""
+        return self.albert_layer_groups[self.layer_to_group[layer]]  # type: ignore[return-value]
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+        last_layer_rows: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None, tuple[torch.Tensor, ...] | None]:
+        """(B, T, E) embeddings -> (B, T, H); ``last_layer_rows`` (B, P): the very last layer call
+        computes only those positions, (B, P, H)."""
+        hidden_states = self.embedding_hidden_mapping_in(hidden_states)
+        all_hidden: list[torch.Tensor] | None = [hidden_states] if output_hidden_states else None
+        all_attentions: list[torch.Tensor] | None = [] if output_attentions else None
+        last = self.num_hidden_layers - 1
+        for index in range(self.num_hidden_layers):
+            hidden_states, hiddens, attentions = self.group_for_layer(index)(
+                hidden_states,
+                attention_mask,
+                output_hidden_states,
+                output_attentions,
+                last_layer_rows if index == last else None,
+            )
+            if all_hidden is not None:
+                all_hidden.extend(hiddens)
+            if all_attentions is not None:
+                all_attentions.extend(attentions)
+        return (
+            hidden_states,
+            tuple(all_hidden) if all_hidden is not None else None,
+            tuple(all_attentions) if all_attentions is not None else None,
+        )
+
+
+class AlbertModel(AlbertPreTrainedModel):
+    """The bare encoder: last hidden state and the pooled [CLS] vector (``pooler`` + tanh)."""
+
+    def __init__(self, config: AlbertConfig, add_pooling_layer: bool = True) -> None:
+        super().__init__()
+        self.config = config
+        with deferred_init():
+            self.embeddings = AlbertEmbeddings(config)
+            self.encoder = AlbertTransformer(config)
+            self.pooler = nn.Linear(config.hidden_size, config.hidden_size) if add_pooling_layer else None
+            self.pooler_activation = nn.Tanh() if add_pooling_layer else None
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.embeddings.word_embeddings
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> BaseModelOutputWithPooling:
+        return self._forward(
+            input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions
+        )
+
+    def sequence_output(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The last hidden state (B, T, H) alone: no pooler, no output dataclass."""
+        self._check_input(input_ids)
+        hidden = self.embeddings(input_ids, token_type_ids)
+        return self.encoder(hidden, key_padding_mask(attention_mask))[0]
+
+    def forward_rows(
+        self,
+        input_ids: torch.Tensor,
+        rows: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> BaseModelOutputWithPooling:
+        """Like ``forward``, but the last layer call computes only the (B, P) positions ``rows``:
+        ``last_hidden_state`` is (B, P, H) and the pooler reads row 0 (make it position 0, [CLS]).
+        Exact; what :func:`bertforge.masked_lm.masked_lm_inputs` uses for the pretraining loss."""
+        return self._forward(input_ids, attention_mask, token_type_ids, None, False, False, rows)
+
+    def _check_input(self, input_ids: torch.Tensor) -> None:
+        if input_ids.dim() != 2:
+            raise ValueError(f"input_ids must be (batch, seq_len), got shape {tuple(input_ids.shape)}")
+        if input_ids.shape[1] > self.config.max_position_embeddings:
+            raise ValueError(
+                f"sequence length {input_ids.shape[1]} exceeds max_position_embeddings "
+                f"({self.config.max_position_embeddings}); truncate the input (tokenizer max_length)"
+            )
+
+    def _forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        token_type_ids: torch.Tensor | None,
+        position_ids: torch.Tensor | None,
+        output_hidden_states: bool,
+        output_attentions: bool,
+        last_layer_rows: torch.Tensor | None = None,
+    ) -> BaseModelOutputWithPooling:
+        self._check_input(input_ids)
+        hidden = self.embeddings(input_ids, token_type_ids, position_ids)
+        hidden, all_hidden, all_attentions = self.encoder(
+            hidden, key_padding_mask(attention_mask), output_hidden_states, output_attentions, last_layer_rows
+        )
+        pooled = None
+        if self.pooler is not None:
+            assert self.pooler_activation is not None
+            pooled = self.pooler_activation(self.pooler(hidden[:, 0]))
+        return BaseModelOutputWithPooling(
+            last_hidden_state=hidden,
+            pooler_output=pooled,
+            hidden_states=all_hidden,
+            attentions=all_attentions,
+        )
+
+
+# ------------------------------------------------------------------------------------------- heads
+@dataclass
+class AlbertForPreTrainingOutput(ModelOutput):
+    loss: torch.Tensor | None = None
+    prediction_logits: torch.Tensor | None = None
+    sop_logits: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+
+
+class AlbertMLMHead(nn.Module):
+    """H -> E (dense, activation, LayerNorm), then the (V, E) decoder tied to the word embeddings,
+    plus a bias that is also ``decoder.bias``. Works on any leading shape, so the pretraining loss
+    can project only the masked rows."""
+
+    def __init__(self, config: AlbertConfig) -> None:
+        super().__init__()
+        self.LayerNorm = nn.LayerNorm(config.embedding_size, eps=config.layer_norm_eps)
+        self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+        self.dense = nn.Linear(config.hidden_size, config.embedding_size)
+        self.decoder = nn.Linear(config.embedding_size, config.vocab_size, bias=False)
+        # One bias under two names, as in transformers: checkpoints carry either key.
+        self.decoder.bias = self.bias
+        self.activation = activation(config.hidden_act)
+
+    def reset_extra_parameters(self) -> None:
+        nn.init.zeros_(self.bias)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.LayerNorm(self.activation(self.dense(hidden_states))))
+
+
+class AlbertSOPHead(nn.Module):
+    """Sentence-order prediction over the pooled [CLS] vector: 0 = A then B, 1 = swapped."""
+
+    def __init__(self, config: AlbertConfig) -> None:
+        super().__init__()
+        self.dropout = Dropout(_classifier_dropout(config))
+        # transformers sizes it by num_labels (2 for pretraining); kept so checkpoints match.
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+
+    def forward(self, pooled_output: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.dropout(pooled_output))
+
+
+def _classifier_dropout(config: AlbertConfig) -> float:
+    p = config.classifier_dropout_prob
+    return p if p is not None else config.hidden_dropout_prob
+
+
+class _TiedAlbertDecoder:
+    """The MLM decoder matrix is the word-embedding matrix (config.tie_word_embeddings); the decoder
+    bias is always ``predictions.bias``."""
+
+    tied_weights = {"predictions.decoder.weight": "albert.embeddings.word_embeddings.weight"}
+    weight_aliases = {"predictions.decoder.bias": "predictions.bias"}
+    predictions: AlbertMLMHead
+
+    def _tie_extra(self) -> None:
+        self.predictions.decoder.bias = self.predictions.bias
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.predictions.decoder
+
+
+class AlbertForPreTraining(_TiedAlbertDecoder, AlbertPreTrainedModel):
+    """ALBERT's pretraining model: masked-LM scores for every position plus sentence-order logits."""
+
+    def __init__(self, config: AlbertConfig) -> None:
+        super().__init__()
+        self.config = config
+        with deferred_init():
+            self.albert = AlbertModel(config)
+            self.predictions = AlbertMLMHead(config)
+            self.sop_classifier = AlbertSOPHead(config)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        sentence_order_label: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+        next_sentence_label: torch.Tensor | None = None,
+    ) -> AlbertForPreTrainingOutput:
+        """``labels`` (B, T): token ids at masked positions, -100 elsewhere; ``sentence_order_label``
+        (B,) (alias ``next_sentence_label``, the name bertforge's pretraining batches use): 0 = A
+        then B, 1 = swapped. The loss sums whichever of the two losses has labels, as BERT's does
+        (transformers returns one only when both are given; the value is then the same)."""
+        if sentence_order_label is None:
+            sentence_order_label = next_sentence_label
+        out = self.albert(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+        )
+        prediction_logits = self.predictions(out.last_hidden_state)
+        sop_logits = self.sop_classifier(out.pooler_output)
+        loss = _mlm_loss(prediction_logits, labels) if labels is not None else None
+        if sentence_order_label is not None:
+            sop_loss = F.cross_entropy(sop_logits.view(-1, 2).float(), sentence_order_label.view(-1))
+            loss = sop_loss if loss is None else loss + sop_loss
+        return AlbertForPreTrainingOutput(
+            loss, prediction_logits, sop_logits, out.hidden_states, out.attentions
+        )
+
+    def pretraining_loss(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        next_sentence_label: torch.Tensor | None = None,
+        accuracy: bool = True,
+    ) -> PreTrainingLossOutput:
+        """The training-time loss: MLM scores only at the masked positions (``labels`` != -100),
+        plus SOP when ``next_sentence_label`` (the sentence-order label) is given. Same value as
+        ``forward``; no (B, T, V) logits are built. The SOP parts fill the ``nsp_*`` fields."""
+        if labels is None:
+            raise ValueError("pretraining_loss needs labels: token ids at masked positions, -100 elsewhere")
+        hidden, targets, pooled = masked_lm_inputs(
+            self.albert, input_ids, attention_mask, token_type_ids, labels, with_cls=True
+        )
+        mlm_loss, mlm_correct, mlm_count = masked_positions_loss(self.predictions, hidden, targets, accuracy)
+        if next_sentence_label is None:
+            return PreTrainingLossOutput(mlm_loss, mlm_loss, mlm_correct, mlm_count)
+        assert pooled is not None
+        sop_loss, sop_correct, sop_count = sentence_loss(self.sop_classifier(pooled), next_sentence_label)
+        return PreTrainingLossOutput(
+            mlm_loss + sop_loss, mlm_loss, mlm_correct, mlm_count, sop_loss, sop_correct, sop_count
+        )
+
+
+class AlbertForMaskedLM(_TiedAlbertDecoder, AlbertPreTrainedModel):
+    """Masked-LM scores for every position (no pooler, as in transformers)."""
+
+    def __init__(self, config: AlbertConfig) -> None:
+        super().__init__()
+        self.config = config
+        with deferred_init():
+            self.albert = AlbertModel(config, add_pooling_layer=False)
+            self.predictions = AlbertMLMHead(config)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> MaskedLMOutput:
+        out = self.albert(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+        )
+        logits = self.predictions(out.last_hidden_state)
+        loss = _mlm_loss(logits, labels) if labels is not None else None
+        return MaskedLMOutput(loss, logits, out.hidden_states, out.attentions)
+
+    def pretraining_loss(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        accuracy: bool = True,
+    ) -> PreTrainingLossOutput:
+        """MLM loss computed only at the masked positions (no sentence head)."""
+        if labels is None:
+            raise ValueError("pretraining_loss needs labels: token ids at masked positions, -100 elsewhere")
+        hidden, targets, _ = masked_lm_inputs(
+            self.albert, input_ids, attention_mask, token_type_ids, labels, with_cls=False
+        )
+        loss, correct, count = masked_positions_loss(self.predictions, hidden, targets, accuracy)
+        return PreTrainingLossOutput(loss, loss, correct, count)
+
+
+class AlbertForSequenceClassification(AlbertPreTrainedModel):
+    """A linear layer over the pooled [CLS] vector: classification, or regression when num_labels == 1."""
+
+    # BERT's rule, shared: problem_type, else one label -> MSE, integer labels -> CE, float -> BCE.
+    _loss = BertForSequenceClassification._loss
+
+    def __init__(self, config: AlbertConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.num_labels = config.num_labels
+        with deferred_init():
+            self.albert = AlbertModel(config)
+            self.dropout = Dropout(_classifier_dropout(config))
+            self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> SequenceClassifierOutput:
+        out = self.albert(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+        )
+        logits = self.classifier(self.dropout(out.pooler_output))
+        loss = self._loss(logits, labels) if labels is not None else None
+        return SequenceClassifierOutput(loss, logits, out.hidden_states, out.attentions)
+
+
+class AlbertForTokenClassification(AlbertPreTrainedModel):
+    """A linear layer over every token's hidden state: tagging such as NER."""
+
+    def __init__(self, config: AlbertConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.num_labels = config.num_labels
+        with deferred_init():
+            self.albert = AlbertModel(config, add_pooling_layer=False)
+            self.dropout = Dropout(_classifier_dropout(config))
+            self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> TokenClassifierOutput:
+        out = self.albert(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+        )
+        logits = self.classifier(self.dropout(out.last_hidden_state))
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(
+                logits.view(-1, self.num_labels).float(), labels.view(-1), ignore_index=IGNORE_INDEX
+            )
+        return TokenClassifierOutput(loss, logits, out.hidden_states, out.attentions)
+
+
+class AlbertForQuestionAnswering(AlbertPreTrainedModel):
+    """Extractive QA: start and end logits for every token."""
+
+    def __init__(self, config: AlbertConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.num_labels = config.num_labels
+        with deferred_init():
+            self.albert = AlbertModel(config, add_pooling_layer=False)
+            self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        start_positions: torch.Tensor | None = None,
+        end_positions: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> QuestionAnsweringModelOutput:
+        out = self.albert(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+        )
+        # (B, T, 2) -> two (B, T)
+        start_logits, end_logits = (
+            t.squeeze(-1).contiguous() for t in self.qa_outputs(out.last_hidden_state).split(1, -1)
+        )
+        loss = None
+        if start_positions is not None and end_positions is not None:
+            # Positions outside the window (answer truncated away) are clamped to T and ignored.
+            ignored = start_logits.shape[1]
+            start = start_positions.view(-1).clamp(0, ignored)
+            end = end_positions.view(-1).clamp(0, ignored)
+            loss = (
+                F.cross_entropy(start_logits.float(), start, ignore_index=ignored)
+                + F.cross_entropy(end_logits.float(), end, ignore_index=ignored)
+            ) / 2
+        return QuestionAnsweringModelOutput(loss, start_logits, end_logits, out.hidden_states, out.attentions)
+
+
+class AlbertForMultipleChoice(AlbertPreTrainedModel):
+    """Scores C candidates: inputs (B, C, T), one logit per choice from the pooled output."""
+
+    def __init__(self, config: AlbertConfig) -> None:
+        super().__init__()
+        self.config = config
+        with deferred_init():
+            self.albert = AlbertModel(config)
+            self.dropout = Dropout(_classifier_dropout(config))
+            self.classifier = nn.Linear(config.hidden_size, 1)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> MultipleChoiceModelOutput:
+        if input_ids.dim() != 3:
+            raise ValueError(
+                f"input_ids must be (batch, num_choices, seq_len), got shape {tuple(input_ids.shape)}"
+            )
+        num_choices = input_ids.shape[1]
+
+        def flat(t: torch.Tensor | None) -> torch.Tensor | None:
+            # (B, C, T) -> (B*C, T): every choice is its own sequence
+            return t.reshape(-1, t.shape[-1]) if t is not None else None
+
+        out = self.albert(
+            input_ids=flat(input_ids),
+            attention_mask=flat(attention_mask),
+            token_type_ids=flat(token_type_ids),
+            position_ids=flat(position_ids),
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+        )
+        logits = self.classifier(self.dropout(out.pooler_output)).view(-1, num_choices)
+        loss = F.cross_entropy(logits.float(), labels.view(-1)) if labels is not None else None
+        return MultipleChoiceModelOutput(loss, logits, out.hidden_states, out.attentions)
