@@ -202,6 +202,11 @@ def test_presets(name, layers, hidden, heads):
     assert name in roberta_preset_names()
 
 
+def test_preset_names_without_the_family_prefix():
+    assert RobertaConfig.from_preset("tiny") == RobertaConfig.from_preset("roberta-tiny")
+    assert RobertaConfig.from_preset("L4-H256") == RobertaConfig.from_preset("roberta-mini")
+
+
 def test_unknown_preset_lists_the_names():
     with pytest.raises(BertForgeError, match="roberta-tiny"):
         RobertaConfig.from_preset("roberta-huge")

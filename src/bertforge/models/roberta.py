@@ -149,8 +149,10 @@ class RobertaConfig(PretrainedConfig):
     def from_preset(cls, name: str, **overrides: Any) -> RobertaConfig:
         """Build a named architecture: ``roberta-base``, ``roberta-large``, or a compact size
         (``roberta-tiny`` L2-H128, ``roberta-mini`` L4-H256, ``roberta-small`` L4-H512,
-        ``roberta-medium`` L8-H512, any ``roberta-L{2..12}-H{128,256,512,768}``)."""
-        canonical = ROBERTA_PRESET_ALIASES.get(name, name)
+        ``roberta-medium`` L8-H512, any ``roberta-L{2..12}-H{128,256,512,768}``); the ``roberta-``
+        prefix may be left out (``tiny``)."""
+        full = name if name.startswith("roberta-") else f"roberta-{name}"
+        canonical = ROBERTA_PRESET_ALIASES.get(full, full)
         if canonical not in ROBERTA_PRESETS:
             raise BertForgeError(
                 f"unknown RoBERTa preset {name!r}; choose from {', '.join(roberta_preset_names())}"
