@@ -9,6 +9,8 @@ Shapes in comments: B batch, T sequence length, H hidden size, N heads, D = H / 
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import nn
 
@@ -267,14 +269,22 @@ class BertPooler(nn.Module):
 class BertModel(BertPreTrainedModel):
     """The bare encoder: returns the last hidden state and the pooled [CLS] vector."""
 
+    # A family whose encoder is BERT's but whose embeddings differ (RoBERTa) swaps the class here.
+    embeddings_class: ClassVar[type[nn.Module]] = BertEmbeddings
+
     def __init__(self, config: BertConfig, add_pooling_layer: bool = True) -> None:
         super().__init__()
         self.config = config
         with deferred_init():
-            self.embeddings = BertEmbeddings(config)
+            self.embeddings = self.embeddings_class(config)
             self.encoder = BertEncoder(config)
             self.pooler = BertPooler(config) if add_pooling_layer else None
         self.post_init()
+
+    @property
+    def position_offset(self) -> int:
+        """Position-table rows before the first token's (RoBERTa numbers from padding_idx + 1)."""
+        return 0
 
     def forward(
         self,
@@ -329,10 +339,12 @@ class BertModel(BertPreTrainedModel):
     ) -> BaseModelOutputWithPooling:
         if input_ids.dim() != 2:
             raise ValueError(f"input_ids must be (batch, seq_len), got shape {tuple(input_ids.shape)}")
-        if input_ids.shape[1] > self.config.max_position_embeddings:
+        offset = self.position_offset
+        if input_ids.shape[1] + offset > self.config.max_position_embeddings:
+            reserved = f" less the {offset} reserved positions" if offset else ""
             raise ValueError(
                 f"sequence length {input_ids.shape[1]} exceeds max_position_embeddings "
-                f"({self.config.max_position_embeddings}); truncate the input (tokenizer max_length)"
+                f"({self.config.max_position_embeddings}){reserved}; truncate the input (tokenizer max_length)"
             )
         hidden = self.embeddings(input_ids, token_type_ids, position_ids)
         mask = key_padding_mask(attention_mask)
