@@ -216,11 +216,11 @@ def test_commands_on_a_non_bert_checkpoint(fake: Path, sentiment: Path, tmp_path
 
 
 def _real_family_checkpoint(model_type: str, directory: Path) -> Path | None:
-    """A tiny real RoBERTa/DistilBERT masked LM, or None while its classes are not on main."""
+    """A tiny real RoBERTa/DistilBERT masked LM (None if the family module is missing)."""
     if importlib.util.find_spec(f"bertforge.models.{model_type}") is None:
         return None
     config_class = auto.config_class_for(model_type)
-    config = config_class.from_preset("tiny", vocab_size=len(_fake_family.FAKE_VOCAB), pad_token_id=1)
+    config = config_class.from_preset(f"{model_type}-tiny", vocab_size=len(_fake_family.FAKE_VOCAB), pad_token_id=1)
     auto.AutoModelForMaskedLM.from_config(config).save_pretrained(directory)
     _fake_family.roberta_style_tokenizer().save_pretrained(str(directory))
     return directory

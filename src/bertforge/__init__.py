@@ -2,8 +2,11 @@
 
 The pieces, one module each: :mod:`~bertforge.config` (BertConfig and presets),
 :mod:`~bertforge.model` (the encoder), :mod:`~bertforge.heads` (task heads),
-:mod:`~bertforge.checkpoint` (load/save in the Hugging Face layout), :mod:`~bertforge.tokenizer`
-(WordPiece), :mod:`~bertforge.embed` (fast sentence embeddings), :mod:`~bertforge.data`
+:mod:`~bertforge.ops` (the maths every family shares), :mod:`~bertforge.models` (RoBERTa, ALBERT,
+DistilBERT, SpanBERT's boundary head), :mod:`~bertforge.auto` (model_type -> classes, the Auto
+entry points), :mod:`~bertforge.checkpoint` (load/save in the Hugging Face layout),
+:mod:`~bertforge.tokenization` (WordPiece, byte-level BPE, Unigram), :mod:`~bertforge.embed` (fast
+sentence embeddings), :mod:`~bertforge.data`
 (pretraining corpora, datasets, instances and masking), :mod:`~bertforge.train` (pretraining and
 fine-tuning loops), :mod:`~bertforge.tasks` (task readers and metrics),
 :mod:`~bertforge.pipelines` and :mod:`~bertforge.cli`.
@@ -31,9 +34,67 @@ _EXPORTS = {
     "BertForQuestionAnswering": "heads",
     "BertForSequenceClassification": "heads",
     "BertForTokenClassification": "heads",
+    "AutoConfig": "auto",
+    "AutoModel": "auto",
+    "AutoModelForPreTraining": "auto",
+    "AutoModelForMaskedLM": "auto",
+    "AutoModelForNextSentencePrediction": "auto",
+    "AutoModelForSequenceClassification": "auto",
+    "AutoModelForTokenClassification": "auto",
+    "AutoModelForQuestionAnswering": "auto",
+    "AutoModelForMultipleChoice": "auto",
+    "AutoTokenizer": "tokenization",
+    "BertTokenizer": "tokenization",
+    "RobertaTokenizer": "tokenization",
+    "AlbertTokenizer": "tokenization",
+    "DistilBertTokenizer": "tokenization",
+    "load_tokenizer": "tokenization",
+    "embed": "embed",
+    "Embedder": "embed",
+    "RobertaConfig": "models.roberta",
+    "AlbertConfig": "models.albert",
+    "DistilBertConfig": "models.distilbert",
+    "AlbertForPreTraining": "models.albert",
+    "RobertaModel": "models.roberta",
+    "RobertaForMaskedLM": "models.roberta",
+    "RobertaForSequenceClassification": "models.roberta",
+    "RobertaForTokenClassification": "models.roberta",
+    "RobertaForQuestionAnswering": "models.roberta",
+    "RobertaForMultipleChoice": "models.roberta",
+    "AlbertModel": "models.albert",
+    "AlbertForMaskedLM": "models.albert",
+    "AlbertForSequenceClassification": "models.albert",
+    "AlbertForTokenClassification": "models.albert",
+    "AlbertForQuestionAnswering": "models.albert",
+    "AlbertForMultipleChoice": "models.albert",
+    "DistilBertModel": "models.distilbert",
+    "DistilBertForMaskedLM": "models.distilbert",
+    "DistilBertForSequenceClassification": "models.distilbert",
+    "DistilBertForTokenClassification": "models.distilbert",
+    "DistilBertForQuestionAnswering": "models.distilbert",
+    "DistilBertForMultipleChoice": "models.distilbert",
 }
 
 __all__ = [
+    "AlbertConfig",
+    "AlbertForMaskedLM",
+    "AlbertForMultipleChoice",
+    "AlbertForPreTraining",
+    "AlbertForQuestionAnswering",
+    "AlbertForSequenceClassification",
+    "AlbertForTokenClassification",
+    "AlbertModel",
+    "AlbertTokenizer",
+    "AutoConfig",
+    "AutoModel",
+    "AutoModelForMaskedLM",
+    "AutoModelForMultipleChoice",
+    "AutoModelForNextSentencePrediction",
+    "AutoModelForPreTraining",
+    "AutoModelForQuestionAnswering",
+    "AutoModelForSequenceClassification",
+    "AutoModelForTokenClassification",
+    "AutoTokenizer",
     "BertConfig",
     "BertForMaskedLM",
     "BertForMultipleChoice",
@@ -44,13 +105,53 @@ __all__ = [
     "BertForTokenClassification",
     "BertForgeError",
     "BertModel",
+    "BertTokenizer",
+    "DistilBertConfig",
+    "DistilBertForMaskedLM",
+    "DistilBertForMultipleChoice",
+    "DistilBertForQuestionAnswering",
+    "DistilBertForSequenceClassification",
+    "DistilBertForTokenClassification",
+    "DistilBertModel",
+    "DistilBertTokenizer",
+    "Embedder",
+    "RobertaConfig",
+    "RobertaForMaskedLM",
+    "RobertaForMultipleChoice",
+    "RobertaForQuestionAnswering",
+    "RobertaForSequenceClassification",
+    "RobertaForTokenClassification",
+    "RobertaModel",
+    "RobertaTokenizer",
+    "embed",
+    "load_tokenizer",
     "preset_names",
 ]
 assert sorted(__all__) == sorted(_EXPORTS)
 
 if TYPE_CHECKING:
-    from .config import BertConfig, preset_names
-    from .errors import BertForgeError
+    from .auto import (
+        AutoConfig,
+        AutoModel,
+        AutoModelForMaskedLM,
+        AutoModelForMultipleChoice,
+        AutoModelForNextSentencePrediction,
+        AutoModelForPreTraining,
+        AutoModelForQuestionAnswering,
+        AutoModelForSequenceClassification,
+        AutoModelForTokenClassification,
+    )
+    from .config import (
+        BertConfig,
+        preset_names,
+    )
+    from .embed import (
+        Embedder,
+        embed,
+    )
+    from .errors import (
+        BertForgeError,
+    )
     from .heads import (
         BertForMaskedLM,
         BertForMultipleChoice,
@@ -60,7 +161,45 @@ if TYPE_CHECKING:
         BertForSequenceClassification,
         BertForTokenClassification,
     )
-    from .model import BertModel
+    from .model import (
+        BertModel,
+    )
+    from .models.albert import (
+        AlbertConfig,
+        AlbertForMaskedLM,
+        AlbertForMultipleChoice,
+        AlbertForPreTraining,
+        AlbertForQuestionAnswering,
+        AlbertForSequenceClassification,
+        AlbertForTokenClassification,
+        AlbertModel,
+    )
+    from .models.distilbert import (
+        DistilBertConfig,
+        DistilBertForMaskedLM,
+        DistilBertForMultipleChoice,
+        DistilBertForQuestionAnswering,
+        DistilBertForSequenceClassification,
+        DistilBertForTokenClassification,
+        DistilBertModel,
+    )
+    from .models.roberta import (
+        RobertaConfig,
+        RobertaForMaskedLM,
+        RobertaForMultipleChoice,
+        RobertaForQuestionAnswering,
+        RobertaForSequenceClassification,
+        RobertaForTokenClassification,
+        RobertaModel,
+    )
+    from .tokenization import (
+        AlbertTokenizer,
+        AutoTokenizer,
+        BertTokenizer,
+        DistilBertTokenizer,
+        RobertaTokenizer,
+        load_tokenizer,
+    )
 
 
 def __getattr__(name: str) -> Any:

@@ -72,6 +72,12 @@ class PretrainedConfig:
                 "single_label_classification or multi_label_classification"
             )
 
+    @property
+    def max_sequence_length(self) -> int:
+        """The most tokens one input may hold: max_position_embeddings, less any positions a family
+        reserves (RoBERTa's start at padding_idx + 1)."""
+        return int(self.max_position_embeddings)  # type: ignore[attr-defined]
+
     def _check_positive(self, *names: str) -> None:
         for name in names:
             value = getattr(self, name)

@@ -66,7 +66,7 @@ class Embedder:
         if batch_size < 1:
             raise BertForgeError(f"batch_size ({batch_size}) must be at least 1")
         encoder = _encoder_of(model)
-        limit = encoder.config.max_position_embeddings
+        limit = encoder.config.max_sequence_length
         if max_length is None:
             max_length = min(tokenizer.model_max_length, limit)
         if not 2 <= max_length <= limit:

@@ -75,7 +75,7 @@ def fill_mask(
     if top_k < 1:
         raise BertForgeError(f"top_k ({top_k}) must be at least 1")
     # Truncate to what the model can take: the tokenizer's model_max_length may exceed its positions.
-    max_length = min(tokenizer.model_max_length, model.config.max_position_embeddings)
+    max_length = min(tokenizer.model_max_length, model.config.max_sequence_length)
     encoding = tokenizer(text, truncation=True, max_length=max_length, return_tensors="pt")
     input_ids = encoding["input_ids"].to(model.device)
     positions = (input_ids[0] == tokenizer.mask_token_id).nonzero().flatten().tolist()

@@ -188,10 +188,10 @@ def pretrain(
             model_config = config.model.model_config(train_set.vocab_size, tokenizer.pad_token_id)
             model = model_cls(model_config)
         longest = max(p.max_seq_length for p in config.phases())
-        if longest > model.config.max_position_embeddings:
+        if longest > model.config.max_sequence_length:
             raise BertForgeError(
-                f"max_seq_length {longest} exceeds the model's max_position_embeddings "
-                f"({model.config.max_position_embeddings}); raise --model.max_position_embeddings"
+                f"max_seq_length {longest} exceeds the {longest_kind(model.config)} "
+                f"({model.config.max_sequence_length}); raise --model.max_position_embeddings"
             )
         model.to(env.device).train()  # from_pretrained returns eval mode, as in transformers
         bf16 = _use_bf16(train_cfg.dtype, env.device)
@@ -210,6 +210,13 @@ def pretrain(
         return trainer.run()
     finally:
         dist_utils.cleanup(env)
+
+
+def longest_kind(config: Any) -> str:
+    """How to name the model's length limit in an error message."""
+    if config.max_sequence_length == config.max_position_embeddings:
+        return "model's max_position_embeddings"
+    return "longest input the model's max_position_embeddings allows"
 
 
 def _has_sentence_head(model_cls: type) -> bool:
