@@ -29,6 +29,7 @@ A longer input is refused with a message naming its length and the limit.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import functools
 import logging
@@ -82,6 +83,27 @@ def _bare(token: str, scheme: str) -> str:
     return token
 
 
+def _bpe_texts(raw: list[str], special: list[bool]) -> list[str | None]:
+    """Byte-level BPE pieces decoded as one UTF-8 stream, so a character split over two pieces shows
+    once, on the piece that completes it; a piece holding only the start of a character shows its
+    bytes as ``<0xC3>`` (SentencePiece's notation for byte tokens). None: not a byte-level piece."""
+    decoder = _byte_decoder()
+    stream = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    texts: list[str | None] = []
+    for token, is_special in zip(raw, special, strict=True):
+        if is_special or not all(ch in decoder for ch in token):
+            stream.reset()
+            texts.append(None)
+            continue
+        data = bytes(decoder[ch] for ch in token)
+        text = stream.decode(data)
+        if not text:
+            texts.append("".join(f"<0x{b:02X}>" for b in data))
+        else:
+            texts.append(text.strip(" ") or text)
+    return texts
+
+
 def display_tokens(
     tokenizer: Any, encoding: Any, text: str, pair: str | None, special: list[bool]
 ) -> tuple[list[str], list[bool]]:
@@ -96,6 +118,7 @@ def display_tokens(
     except Exception:  # noqa: BLE001 -- a tokenizer without Rust encodings: fall back to markers
         words = sequences = None
     offsets = encoding.get("offset_mapping")
+    decoded = _bpe_texts(raw, special) if scheme == "bpe" else [None] * len(raw)
     shown: list[str] = []
     continues: list[bool] = []
     for i, token in enumerate(raw):
@@ -114,8 +137,8 @@ def display_tokens(
             cont = token.startswith("##")
         else:
             cont = i > 0 and not special[i - 1] and not token.startswith(("Ġ", "▁"))
-        bare = _bare(token, scheme)
-        if (not bare.strip() or "\ufffd" in bare) and offsets is not None and sequences is not None:
+        bare = decoded[i] if decoded[i] is not None else _bare(token, scheme)
+        if "\ufffd" in bare and offsets is not None and sequences is not None:  # not UTF-8: the source text
             start, end = offsets[i]
             source = pair if sequences[i] == 1 and pair is not None else text
             bare = source[start:end].strip() or bare
