@@ -231,6 +231,12 @@ def test_cli_html_writes_one_file(checkpoints: dict[str, Path], tmp_path: Path, 
     assert err.count("\n") == 1 and "at most 64" in err and not (tmp_path / "x.html").exists()
     assert main(["viz", str(checkpoints["bert"]), "--html", str(tmp_path / "x.html"), "a", "b", "c"]) == 2
     assert "at most two texts" in capsys.readouterr().err
+    assert main(["viz", str(checkpoints["bert"]), "The cat."]) == 2  # a text is for --html only
+    assert "only read with --html" in capsys.readouterr().err
+    assert main(["viz", str(checkpoints["bert"]), "--port", "70000"]) == 2
+    assert "not a TCP port" in capsys.readouterr().err
+    assert main(["viz", str(tmp_path / "missing"), "--html", str(tmp_path / "x.html"), "a"]) == 2
+    assert "no config.json" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------ the live server
