@@ -201,6 +201,15 @@ def test_limits_and_bad_input(checkpoints: dict[str, Path]) -> None:
         load_for_viz(checkpoints["bert"] / "nowhere")
 
 
+def test_bfloat16_model(checkpoints: dict[str, Path]) -> None:
+    """A model served in bfloat16 (serve --bf16) still gives float rows that sum to 1."""
+    model, tokenizer = load_for_viz(checkpoints["distilbert"])
+    data = attention_data(model.to(torch.bfloat16), tokenizer, "The quick brown fox.")
+    attention = np.asarray(data["attention"])
+    assert attention.dtype == np.float64
+    np.testing.assert_allclose(attention.sum(-1), 1.0, atol=2e-2)
+
+
 # ------------------------------------------------------------------------------------ the page
 def test_render_html_is_self_contained(checkpoints: dict[str, Path]) -> None:
     model, tokenizer = load_for_viz(checkpoints["bert"])
