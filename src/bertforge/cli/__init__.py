@@ -406,6 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_task_commands(sub)
     add_data_commands(sub)
     add_pretrain_command(sub)
+    from .viz import add_viz_command; add_viz_command(sub)  # noqa: E702, I001 -- one line
     return parser
 
 
