@@ -406,6 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_task_commands(sub)
     add_data_commands(sub)
     add_pretrain_command(sub)
+    __import__("bertforge.cli.serve", fromlist=["add_serve_command"]).add_serve_command(sub)
     return parser
 
 
