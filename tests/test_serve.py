@@ -493,6 +493,7 @@ def test_metrics_count_requests_errors_and_batches(servers: dict[str, LiveServer
 
 
 # ------------------------------------------------------------------------------- the command
+@pytest.mark.slow  # a subprocess: imports torch and loads the model again (~5 s on a quiet machine)
 def test_serve_command_drains_queued_requests_on_sigterm(checkpoints: dict) -> None:
     port = free_port()
     env = {
