@@ -19,7 +19,9 @@ from typing import Any
 from ..errors import BertForgeError
 from .common import EXIT_USAGE, Parser, positive_int
 from .pretrain import add_data_commands, add_pretrain_command
+from .serve import add_serve_command
 from .tasks import add_task_commands
+from .viz import add_viz_command
 
 
 # ----------------------------------------------------------------------------------- tokenize
@@ -406,7 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_task_commands(sub)
     add_data_commands(sub)
     add_pretrain_command(sub)
-    from .viz import add_viz_command; add_viz_command(sub)  # noqa: E702, I001 -- one line
+    add_serve_command(sub)
+    add_viz_command(sub)
     return parser
 
 
