@@ -222,11 +222,20 @@ def test_minilm_export_embeds_as_pytorch(minilm: tuple[Path, Any]) -> None:
     assert report.parity_max_abs_diff["last_hidden_state"] <= TOL
     for name in ("vocab.txt", "tokenizer.json", "modules.json", "1_Pooling/config.json"):
         assert (out / name).is_file(), name
-    tokenizer = load_tokenizer(out)
+    # The sentence-transformers settings travel with the export (Embedder.from_pretrained reads
+    # them from a PyTorch checkpoint; here they are read by hand: mean pooling, normalised, 256).
+    max_length = json.loads((out / "sentence_bert_config.json").read_text())["max_seq_length"]
+    onnx_model = OnnxModel.from_pretrained(out, threads=1)
     onnx_vectors = Embedder(
-        OnnxModel.from_pretrained(out, threads=1), tokenizer, normalize=True, batch_size=4
+        onnx_model, load_tokenizer(out), pooling="mean", normalize=True, max_length=max_length, batch_size=4
     )(SENTENCES)
-    torch_vectors = Embedder.from_pretrained(minilm_path(), batch_size=4)(SENTENCES)
+    torch_embedder = Embedder.from_pretrained(minilm_path(), batch_size=4)
+    assert (torch_embedder.pooling, torch_embedder.normalize, torch_embedder.max_length) == (
+        "mean",
+        True,
+        256,
+    )
+    torch_vectors = torch_embedder(SENTENCES)
     cosine = torch.nn.functional.cosine_similarity(onnx_vectors, torch_vectors)
     assert float(cosine.min()) >= 0.99999, cosine
 
@@ -272,8 +281,8 @@ def test_ner_on_onnx_equals_pytorch(exported_tasks: dict[str, tuple[Path, Path]]
     model, onnx_model, tokenizer = _both("ner", exported_tasks)
     texts = ["john smith saw paris", "mary and bob went to london today", "the film " * 30 + "alice"]
     ours, theirs = ner(onnx_model, tokenizer, texts), ner(model, tokenizer, texts)
-    assert [[(e.label, e.start, e.end) for e in row] for row in ours] == [
-        [(e.label, e.start, e.end) for e in row] for row in theirs
+    assert [[(e.type, e.start, e.end) for e in row] for row in ours] == [
+        [(e.type, e.start, e.end) for e in row] for row in theirs
     ]
     assert any(ours)
     for a, b in zip(ours, theirs, strict=True):

@@ -48,6 +48,7 @@ from .runtime import (
     QUANTIZED_FILE,
     REPORT_FILE,
     OnnxModel,
+    exported_kind,
     make_session,
 )
 
@@ -194,7 +195,7 @@ def resolve_kind(checkpoint: Path, model_type: str, head: str | None) -> str:
             raise BertForgeError(f"unknown head {head!r}; choose from {', '.join(HEAD_KINDS)}")
         model_class_for(model_type, head)  # the family has it, or a message listing those it has
         return head
-    return checkpoint_head_kind(checkpoint) or "base"
+    return exported_kind(model_type, checkpoint_head_kind(checkpoint))
 
 
 def _size(path: Path) -> int:

@@ -50,6 +50,19 @@ def make_session(path: str | os.PathLike[str], threads: int | None = None) -> An
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
+def exported_kind(model_type: str, kind: str | None) -> str:
+    """``kind`` (None: the base model), with "pretraining" read as "masked-lm" in a family whose
+    pretraining model is its MLM model (RoBERTa, DistilBERT): one class, the plainer name."""
+    from ..auto import family
+
+    heads = family(model_type).heads
+    if kind is None:
+        return "base"
+    if kind == "pretraining" and heads.get("pretraining") == heads.get("masked-lm"):
+        return "masked-lm"
+    return kind
+
+
 @functools.cache
 def output_class(model_type: str, kind: str) -> type:
     """The output dataclass the PyTorch class of ``kind`` returns (its ``forward`` annotation)."""
@@ -94,7 +107,7 @@ class OnnxModel:
             )
             raise BertForgeError(f"{path} has no {file.name}; {hint}")
         config = AutoConfig.from_pretrained(path)
-        kind = checkpoint_head_kind(path) or "base"
+        kind = exported_kind(config.model_type, checkpoint_head_kind(path))
         return cls(make_session(file, threads), config, kind, path)
 
     # ------------------------------------------------------------------ what callers of a model read
