@@ -49,10 +49,11 @@ from .runtime import (
     REPORT_FILE,
     OnnxModel,
     exported_kind,
+    is_onnx_export,
     make_session,
 )
 
-__all__ = ["FORMATS", "TOLERANCE", "ExportReport", "OnnxModel", "export_onnx"]
+__all__ = ["FORMATS", "TOLERANCE", "ExportReport", "OnnxModel", "export_onnx", "is_onnx_export"]
 
 logger = logging.getLogger(__name__)
 

@@ -31,6 +31,12 @@ INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 ONNX_EXTRA = "pip install bertforge[onnx]"
 
 
+def is_onnx_export(path: str | os.PathLike[str]) -> bool:
+    """True for a directory written by ``bertforge export --format onnx`` (it holds model.onnx):
+    loaders that take a checkpoint path can hand such a directory to :class:`OnnxModel`."""
+    return (Path(path) / MODEL_FILE).is_file()
+
+
 def require_onnxruntime() -> Any:
     try:
         import onnxruntime
