@@ -116,9 +116,16 @@ def key_padding_mask(attention_mask: torch.Tensor | None) -> torch.Tensor | None
     if attention_mask.dim() != 2:
         raise ValueError(f"attention_mask must be (batch, seq_len), got shape {tuple(attention_mask.shape)}")
     mask = attention_mask.bool()
-    if bool(mask.all()):
+    # A graph being exported (ONNX, torch.export) cannot branch on the mask's values: it keeps the
+    # mask, which attends exactly as None does when nothing is padded.
+    if not _exporting() and bool(mask.all()):
         return None
     return mask[:, None, None, :]
+
+
+def _exporting() -> bool:
+    """True while torch.export / torch.onnx.export trace the model (eager calls: False)."""
+    return bool(torch.compiler.is_exporting() or torch.onnx.is_in_onnx_export())
 
 
 def sinusoidal_positions(num_positions: int, dim: int) -> torch.Tensor:

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..errors import BertForgeError
 from .common import EXIT_USAGE, Parser, positive_int
+from .export import add_export_command
 from .pretrain import add_data_commands, add_pretrain_command
 from .serve import add_serve_command
 from .tasks import add_task_commands
@@ -408,6 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_task_commands(sub)
     add_data_commands(sub)
     add_pretrain_command(sub)
+    add_export_command(sub)
     add_serve_command(sub)
     add_viz_command(sub)
     return parser
