@@ -113,7 +113,9 @@ class Embedder:
         from .auto import AutoModel
         from .pipelines.common import load_tokenizer
 
-        model = AutoModel.from_pretrained(path)
+        from .export.runtime import OnnxModel, is_onnx_export
+
+        model = OnnxModel.from_pretrained(path) if is_onnx_export(path) else AutoModel.from_pretrained(path)
         tokenizer = load_tokenizer(path)
         return cls(model, tokenizer, **settings)  # type: ignore[arg-type]
 

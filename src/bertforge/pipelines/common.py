@@ -108,7 +108,11 @@ def model_class(task: str, model_type: str = "bert") -> Any:
 
 def load_task_model(path: str | os.PathLike[str], task: str | None = None) -> tuple[Any, str]:
     """(model, task) for a fine-tuned checkpoint of any family; the task is detected when not given."""
+    from ..export.runtime import OnnxModel, is_onnx_export
+
     task = task or detect_task(path)
+    if is_onnx_export(path):  # a `bertforge export` directory: onnxruntime behind the model's API
+        return OnnxModel.from_pretrained(path), task
     return model_class(task, checkpoint_model_type(path)).from_pretrained(path), task
 
 
