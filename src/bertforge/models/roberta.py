@@ -247,6 +247,9 @@ class RobertaModel(RobertaPreTrainedModel, BertModel):
     """The bare encoder: BertModel with RoBERTa's embeddings. ``forward``, ``sequence_output`` and
     ``forward_rows`` are BERT's; the pooler (dense + tanh over ``<s>``) is BERT's too."""
 
+    # BertModel's code runs on a RobertaConfig: it reads the names both configs share.
+    config: RobertaConfig  # type: ignore[assignment]
+    config_class = RobertaConfig
     embeddings_class = RobertaEmbeddings
 
     def __init__(self, config: RobertaConfig, add_pooling_layer: bool = True) -> None:
