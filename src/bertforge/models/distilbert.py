@@ -75,7 +75,7 @@ GENERIC_NAMES = {
 
 
 def _to_distilbert_names(values: dict[str, Any]) -> dict[str, Any]:
-    out = {}
+    out: dict[str, Any] = {}
     for key, value in values.items():
         name = GENERIC_NAMES.get(key, key)
         if name in out and out[name] != value:

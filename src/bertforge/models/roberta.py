@@ -399,7 +399,7 @@ class RobertaForSequenceClassification(RobertaPreTrainedModel):
             output_attentions=output_attentions,
         )
         logits = self.classifier(out.last_hidden_state)
-        loss = self._loss(logits, labels) if labels is not None else None  # type: ignore[arg-type]
+        loss = self._loss(logits, labels) if labels is not None else None
         return SequenceClassifierOutput(loss, logits, out.hidden_states, out.attentions)
 
 
