@@ -25,6 +25,8 @@ from .config import config_path, read_config_json
 from .errors import BertForgeError
 
 if TYPE_CHECKING:
+    from torch import nn
+
     from .config import PretrainedConfig
     from .pretrained import PreTrainedModel
 
@@ -183,14 +185,15 @@ def checkpoint_head_kind(path: str | os.PathLike[str]) -> str | None:
 
 
 @functools.cache
-def _forward_parameters(cls: type) -> frozenset[str]:
+def _forward_parameters(cls: type[nn.Module]) -> frozenset[str]:
     return frozenset(inspect.signature(cls.forward).parameters)
 
 
 def forward_kwargs(model: Any, batch: Mapping[str, Any]) -> dict[str, Any]:
     """The entries of ``batch`` that ``model.forward`` takes: a DistilBERT gets no token_type_ids,
     a RoBERTa its all-zero ones, without every caller knowing which family it drives."""
-    accepted = _forward_parameters(type(model))
+    # A class is hashable, but mypy does not accept a type[...] as Hashable (cf. python/mypy#20409).
+    accepted = _forward_parameters(type(model))  # type: ignore[arg-type]
     return {k: v for k, v in batch.items() if k in accepted}
 
 

@@ -107,7 +107,9 @@ def normalize_state_dict(
     head model; "" for a base model). ``layout`` is the model class whose base modules and weight
     aliases apply (BERT's when None)."""
     if layout is None:
-        from .heads import BertForPreTraining as layout  # BERT's layout, aliases included
+        from .heads import BertForPreTraining
+
+        layout = BertForPreTraining  # BERT's layout, aliases included
     family = layout.base_model_prefix
     base_modules = tuple(f"{name}." for name in layout.base_modules)
     out: dict[str, torch.Tensor] = {}

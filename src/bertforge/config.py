@@ -12,7 +12,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from .errors import BertForgeError
 from .fileio import atomic_write_json
@@ -45,6 +45,25 @@ class PretrainedConfig:
     # Unknown config.json keys, preserved on round trip.
     extra: dict[str, Any] = field(default_factory=dict)
 
+    if TYPE_CHECKING:
+        # The family-agnostic names generic code reads, declared for the type checker only: at
+        # runtime they are not defined here, so they add no dataclass fields. A family defines each
+        # as a dataclass field (BERT, RoBERTa, ALBERT) or a read-only property (DistilBERT).
+        @property
+        def vocab_size(self) -> int: ...
+        @property
+        def hidden_size(self) -> int: ...
+        @property
+        def num_hidden_layers(self) -> int: ...
+        @property
+        def num_attention_heads(self) -> int: ...
+        @property
+        def max_position_embeddings(self) -> int: ...
+        @property
+        def pad_token_id(self) -> int | None: ...  # ALBERT allows None
+        @property
+        def type_vocab_size(self) -> int: ...  # 0 or 1: no segment embeddings to feed
+
     def __post_init__(self) -> None:
         if self.id2label is not None:
             self.id2label = {int(k): str(v) for k, v in self.id2label.items()}
@@ -76,7 +95,7 @@ class PretrainedConfig:
     def max_sequence_length(self) -> int:
         """The most tokens one input may hold: max_position_embeddings, less any positions a family
         reserves (RoBERTa's start at padding_idx + 1)."""
-        return int(self.max_position_embeddings)  # type: ignore[attr-defined]
+        return int(self.max_position_embeddings)
 
     def _check_positive(self, *names: str) -> None:
         for name in names:

@@ -9,11 +9,13 @@ parameters carry the same names (``cls.predictions.*``, ``cls.seq_relationship``
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import BertConfig
+from .config import BertConfig, PretrainedConfig
 from .masked_lm import IGNORE_INDEX, masked_lm_inputs, masked_positions_loss, sentence_loss
 from .model import BertModel, BertPreTrainedModel, Dropout, activation
 from .outputs import (
@@ -286,6 +288,17 @@ class BertForNextSentencePrediction(BertPreTrainedModel):
         return NextSentencePredictorOutput(loss, logits, out.hidden_states, out.attentions)
 
 
+class _SequenceClassifier(Protocol):
+    """What :meth:`BertForSequenceClassification._loss` reads: any family's sequence classifier
+    (RoBERTa, ALBERT and DistilBERT share the method)."""
+
+    @property
+    def config(self) -> PretrainedConfig: ...
+
+    @property
+    def num_labels(self) -> int: ...
+
+
 class BertForSequenceClassification(BertPreTrainedModel):
     """A linear layer over the pooled [CLS] vector: classification, or regression when num_labels == 1."""
 
@@ -321,7 +334,7 @@ class BertForSequenceClassification(BertPreTrainedModel):
         loss = self._loss(logits, labels) if labels is not None else None
         return SequenceClassifierOutput(loss, logits, out.hidden_states, out.attentions)
 
-    def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def _loss(self: _SequenceClassifier, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         # Same rule as transformers when problem_type is unset: one label -> regression,
         # integer labels -> single-label cross-entropy, float labels -> multi-label BCE.
         problem = self.config.problem_type

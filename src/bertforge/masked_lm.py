@@ -9,21 +9,45 @@ full computation's (tested against transformers' ``BertForPreTraining`` loss and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 import torch.nn.functional as F
 
 if TYPE_CHECKING:
-    from .heads import BertLMPredictionHead
-    from .model import BertModel
+    from .outputs import BaseModelOutputWithPooling
 
 IGNORE_INDEX = -100
 
+# Any family's masked-LM head: (M, H) hidden states to (M, V) scores (BertLMPredictionHead,
+# RobertaLMHead, AlbertMLMHead, DistilBertForMaskedLM.mlm_logits ...).
+MaskedLMHead = Callable[[torch.Tensor], torch.Tensor]
+
+
+class RowsEncoder(Protocol):
+    """Any family's bare encoder as :func:`masked_lm_inputs` uses it: called like ``BertModel``,
+    and ``forward_rows`` to run the last layer on some rows only (BertModel, AlbertModel,
+    DistilBertModel, RobertaModel)."""
+
+    def __call__(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = ...,
+        token_type_ids: torch.Tensor | None = ...,
+    ) -> Any: ...
+
+    def forward_rows(
+        self,
+        input_ids: torch.Tensor,
+        rows: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> BaseModelOutputWithPooling: ...
+
 
 def masked_positions_loss(
-    head: BertLMPredictionHead, hidden: torch.Tensor, targets: torch.Tensor, accuracy: bool = True
+    head: MaskedLMHead, hidden: torch.Tensor, targets: torch.Tensor, accuracy: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
     """MLM loss, correct predictions and count for (M, H) hidden states of the M masked positions.
 
@@ -65,7 +89,7 @@ def masked_rows(
 
 
 def masked_lm_inputs(
-    bert: BertModel,
+    bert: RowsEncoder,
     input_ids: torch.Tensor,
     attention_mask: torch.Tensor | None,
     token_type_ids: torch.Tensor | None,
@@ -81,7 +105,7 @@ def masked_lm_inputs(
 
 
 def masked_lm_inputs_with(
-    bert: BertModel,
+    bert: RowsEncoder,
     input_ids: torch.Tensor,
     attention_mask: torch.Tensor | None,
     token_type_ids: torch.Tensor | None,

@@ -14,7 +14,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from .config import BertConfig
+from .config import BertConfig, PretrainedConfig
 from .ops import (
     Dropout,
     activation,
@@ -49,7 +49,8 @@ class BertPreTrainedModel(PreTrainedModel):
     """Base of BertModel and every BERT head: BERT's config class and checkpoint layout."""
 
     config: BertConfig
-    config_class = BertConfig
+    # Wider than BertConfig: RobertaModel, a BertModel, sets RobertaConfig.
+    config_class: ClassVar[type[PretrainedConfig]] = BertConfig
     base_model_prefix = "bert"
 
 

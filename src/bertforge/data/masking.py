@@ -759,6 +759,7 @@ def _similar_from_checkpoint(
             f"{len(tokenizer)} tokens; use a checkpoint with this vocabulary"
         )
     special = set(tokenizer.all_special_ids)
+    words: list[tuple[int, ...]]
     if hasattr(tokenizer, "word_start_table"):  # which tokens begin a word (no ##, or a Ġ/▁ one)
         starts = tokenizer.word_start_table()
         words = [(i,) for i in np.flatnonzero(starts).tolist() if i not in special]

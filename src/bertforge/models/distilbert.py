@@ -75,7 +75,7 @@ GENERIC_NAMES = {
 
 
 def _to_distilbert_names(values: dict[str, Any]) -> dict[str, Any]:
-    out = {}
+    out: dict[str, Any] = {}
     for key, value in values.items():
         name = GENERIC_NAMES.get(key, key)
         if name in out and out[name] != value:
@@ -501,14 +501,9 @@ class DistilBertForMaskedLM(DistilBertPreTrainedModel):
         if labels is None:
             raise ValueError("pretraining_loss needs labels: token ids at masked positions, -100 elsewhere")
         hidden, targets, _ = masked_lm_inputs(
-            self.distilbert,  # type: ignore[arg-type]
-            input_ids,
-            attention_mask,
-            None,
-            labels,
-            with_cls=False,
+            self.distilbert, input_ids, attention_mask, None, labels, with_cls=False
         )
-        loss, correct, count = masked_positions_loss(self.mlm_logits, hidden, targets, accuracy)  # type: ignore[arg-type]
+        loss, correct, count = masked_positions_loss(self.mlm_logits, hidden, targets, accuracy)
         return PreTrainingLossOutput(loss, loss, correct, count)
 
 

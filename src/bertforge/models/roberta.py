@@ -247,6 +247,9 @@ class RobertaModel(RobertaPreTrainedModel, BertModel):
     """The bare encoder: BertModel with RoBERTa's embeddings. ``forward``, ``sequence_output`` and
     ``forward_rows`` are BERT's; the pooler (dense + tanh over ``<s>``) is BERT's too."""
 
+    # BertModel's code runs on a RobertaConfig: it reads the names both configs share.
+    config: RobertaConfig  # type: ignore[assignment]
+    config_class = RobertaConfig
     embeddings_class = RobertaEmbeddings
 
     def __init__(self, config: RobertaConfig, add_pooling_layer: bool = True) -> None:
@@ -396,7 +399,7 @@ class RobertaForSequenceClassification(RobertaPreTrainedModel):
             output_attentions=output_attentions,
         )
         logits = self.classifier(out.last_hidden_state)
-        loss = self._loss(logits, labels) if labels is not None else None  # type: ignore[arg-type]
+        loss = self._loss(logits, labels) if labels is not None else None
         return SequenceClassifierOutput(loss, logits, out.hidden_states, out.attentions)
 
 

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,7 @@ def _json_model_type(path: Path) -> str | None:
     return model.get("type") or ("WordPiece" if isinstance(model.get("vocab"), dict) else None)
 
 
-def tokenizer_class_for(path: str | Path) -> type[FastTokenizer]:
+def tokenizer_class_for(path: str | os.PathLike[str]) -> type[FastTokenizer]:
     """The tokenizer class for a directory (or file): tokenizer_config.json's ``tokenizer_class``,
     else config.json's ``model_type``, else the vocabulary files present."""
     path = Path(path)
@@ -112,7 +113,7 @@ def tokenizer_class_for(path: str | Path) -> type[FastTokenizer]:
     )
 
 
-def load_tokenizer(path: str | Path, **overrides: Any) -> FastTokenizer:
+def load_tokenizer(path: str | os.PathLike[str], **overrides: Any) -> FastTokenizer:
     """Load whichever family's tokenizer ``path`` holds (see :func:`tokenizer_class_for`)."""
     return tokenizer_class_for(path).from_pretrained(path, **overrides)  # type: ignore[no-any-return]
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -226,7 +227,7 @@ class FastTokenizer:
     # ----------------------------------------------------------------------------------- loading, saving
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, **overrides: Any) -> Any:
+    def from_pretrained(cls, path: str | os.PathLike[str], **overrides: Any) -> Any:
         """Load from a directory (its vocabulary files or tokenizer.json, plus tokenizer_config.json).
 
         Keyword arguments override what the directory's config says, as in transformers.

@@ -14,6 +14,7 @@ the order ``[PAD] [UNK] [CLS] [SEP] [MASK]``. Google's released vocabularies ins
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -149,7 +150,7 @@ class BertTokenizer(FastTokenizer):
     # ----------------------------------------------------------------------------------- loading, saving
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, **overrides: Any) -> Any:
+    def from_pretrained(cls, path: str | os.PathLike[str], **overrides: Any) -> Any:
         """Load from a directory (vocab.txt or tokenizer.json, plus tokenizer_config.json) or a vocab.txt.
 
         Keyword arguments override what the directory's config says, as in transformers.

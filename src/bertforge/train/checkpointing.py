@@ -186,7 +186,7 @@ def resolve_resume(resume: bool | str | Path, output_dir: Path) -> Path | None:
     return path
 
 
-def check_resume_vocabulary(checkpoint: Path, dataset: Any, model_vocab: int) -> None:
+def check_resume_vocabulary(checkpoint: str | os.PathLike[str], dataset: Any, model_vocab: int) -> None:
     """Refuse to resume on a dataset built with another vocabulary than the checkpoint's."""
     from ..pipelines.common import load_tokenizer
 

@@ -140,7 +140,7 @@ class DistillationLoss(nn.Module):
         attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
-        **_: Any,
+        **_ignored: Any,
     ) -> DistillLossOutput:
         if labels is None:
             raise ValueError("distillation needs labels: token ids at masked positions, -100 elsewhere")
@@ -204,15 +204,17 @@ class _Layout:
 
 
 def _layout(model: nn.Module, role: str) -> _Layout:
-    model_type = model.config.model_type  # type: ignore[union-attr]
-    base: Any = model.base_model  # type: ignore[union-attr]
+    # Duck-typed across families: the parameters are found by transformers' module names.
+    net: Any = model
+    model_type = net.config.model_type
+    base: Any = net.base_model
     emb = base.embeddings
     norm = {"weight": emb.LayerNorm.weight, "bias": emb.LayerNorm.bias}
     if model_type == "bert":
         layers = [dict(layer.named_parameters()) for layer in base.encoder.layer]
         head: dict[str, nn.Parameter] = {}
         if hasattr(model, "cls") and hasattr(model.cls, "predictions"):
-            pred = model.cls.predictions  # type: ignore[union-attr]
+            pred = net.cls.predictions
             head = {
                 "transform.weight": pred.transform.dense.weight,
                 "transform.bias": pred.transform.dense.bias,
@@ -233,11 +235,11 @@ def _layout(model: nn.Module, role: str) -> _Layout:
         head = {}
         if hasattr(model, "vocab_transform"):
             head = {
-                "transform.weight": model.vocab_transform.weight,  # type: ignore[union-attr]
-                "transform.bias": model.vocab_transform.bias,  # type: ignore[union-attr]
-                "norm.weight": model.vocab_layer_norm.weight,  # type: ignore[union-attr]
-                "norm.bias": model.vocab_layer_norm.bias,  # type: ignore[union-attr]
-                "bias": model.vocab_projector.bias,  # type: ignore[union-attr]
+                "transform.weight": net.vocab_transform.weight,
+                "transform.bias": net.vocab_transform.bias,
+                "norm.weight": net.vocab_layer_norm.weight,
+                "norm.bias": net.vocab_layer_norm.bias,
+                "bias": net.vocab_projector.bias,
             }
         return _Layout(emb.word_embeddings.weight, emb.position_embeddings.weight, None, norm, layers, head)
     raise BertForgeError(

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import torch
 from torch import nn
@@ -40,6 +40,9 @@ from .optim import build_optimizer, build_scheduler, lr_at_progress, set_lr_mult
 from .pretrain_data import DataCursor, build_pretraining_data, eval_batches, tokenizer_path
 from .recipe import PretrainConfig, dump_toml
 from .signals import StopFlag
+
+if TYPE_CHECKING:
+    from ..outputs import PreTrainingLossOutput
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +63,15 @@ class PretrainResult:
     metrics_path: Path | None = None
     plot_path: Path | None = None
     rank: int = 0  # this process's rank under torchrun; only rank 0 reports
+
+
+class PretrainingModel(Protocol):
+    """Any family's pretraining model (BertForPreTraining, BertForMaskedLM, RobertaForMaskedLM,
+    AlbertForPreTraining, DistilBertForMaskedLM, BertForPreTrainingSBO ...): it scores a
+    pretraining batch with ``pretraining_loss``, whose arguments differ by objective (NSP/SOP
+    labels, span boundaries)."""
+
+    def pretraining_loss(self, *args: Any, **kwargs: Any) -> PreTrainingLossOutput: ...
 
 
 class _LossModule(nn.Module):
@@ -173,7 +185,9 @@ def pretrain(
             from ..models.spanbert import BertForPreTrainingSBO
 
             model_cls = BertForPreTrainingSBO
-        if config.data.objective.startswith("mlm+") and not _has_sentence_head(model_cls):
+        # A pretraining kind: the registry's class has pretraining_loss.
+        pretraining_cls = cast("type[PretrainingModel]", model_cls)
+        if config.data.objective.startswith("mlm+") and not _has_sentence_head(pretraining_cls):
             raise BertForgeError(
                 f"data.objective {config.data.objective!r} needs a sentence head, which the "
                 f"{model_type} family does not pretrain with; use --data.objective mlm"
@@ -219,7 +233,7 @@ def longest_kind(config: Any) -> str:
     return "longest input the model's max_position_embeddings allows"
 
 
-def _has_sentence_head(model_cls: type) -> bool:
+def _has_sentence_head(model_cls: type[PretrainingModel]) -> bool:
     """Whether the pretraining model takes NSP/SOP labels (BERT, ALBERT) or not (RoBERTa, DistilBERT)."""
     import inspect
 
