@@ -315,7 +315,7 @@ def export_onnx(
     return report
 
 
-def _forward_names(cls: type) -> set[str]:
+def _forward_names(cls: type[nn.Module]) -> set[str]:
     import inspect
 
     return set(inspect.signature(cls.forward).parameters)
@@ -359,12 +359,15 @@ def _export(
                 verbose=False,
                 report=False,
             )
+            assert onnx_program is not None, "torch.onnx.export(dynamo=True) returns an ONNXProgram"
             # Name the symbolic axes as in the report ("batch", "sequence"), not "s18", "s41".
             names: dict[Any, str] = {}
             for value in onnx_program.model.graph.inputs:
+                shape = value.shape
+                assert shape is not None, f"exported input {value.name} has no shape"
                 for axis, label in axes.items():
-                    if not isinstance(value.shape[axis], int):
-                        names[value.shape[axis]] = label
+                    if not isinstance(shape[axis], int):
+                        names[shape[axis]] = label
             onnx_program.rename_axes(names)
             # One file below protobuf's 2 GB limit; larger models put their weights in model.onnx.data.
             big = sum(p.numel() * p.element_size() for p in model.parameters()) > 1_800_000_000

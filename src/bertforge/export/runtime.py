@@ -23,6 +23,7 @@ import torch
 
 from ..auto import AutoConfig, checkpoint_head_kind, model_class_for
 from ..errors import BertForgeError
+from ..outputs import ModelOutput
 
 MODEL_FILE = "model.onnx"
 QUANTIZED_FILE = "model.int8.onnx"
@@ -70,7 +71,7 @@ def exported_kind(model_type: str, kind: str | None) -> str:
 
 
 @functools.cache
-def output_class(model_type: str, kind: str) -> type:
+def output_class(model_type: str, kind: str) -> type[ModelOutput]:
     """The output dataclass the PyTorch class of ``kind`` returns (its ``forward`` annotation)."""
     cls = model_class_for(model_type, kind)
     return typing.get_type_hints(cls.forward)["return"]  # type: ignore[no-any-return]

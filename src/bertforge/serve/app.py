@@ -241,7 +241,10 @@ def create_app(checkpoint: str | os.PathLike[str], settings: ServeSettings | Non
             else:
                 future.set_result((result, job.tokens or 0))
 
-        job = Job(kind, items, lambda result, error: loop.call_soon_threadsafe(settle, result, error))
+        def done(result: Any, error: BaseException | None) -> None:  # from the worker thread
+            loop.call_soon_threadsafe(settle, result, error)
+
+        job = Job(kind, items, done)
         try:
             batcher.submit(job)
         except QueueFull as full:

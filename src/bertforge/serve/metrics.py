@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -17,6 +18,12 @@ BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 BATCH_TOKEN_BUCKETS = (16, 64, 256, 1024, 4096, 16384, 65536)
 
 Labels = tuple[tuple[str, str], ...]
+
+
+class Family(Protocol):
+    """A metric family (:class:`Counter`, :class:`Gauge`, :class:`Histogram`): its exposition lines."""
+
+    def lines(self) -> list[str]: ...
 
 
 def _labels(labels: Labels, extra: str = "") -> str:
@@ -145,6 +152,6 @@ class ServerMetrics:
 
     def render(self) -> str:
         with self._lock:
-            families = [self.requests, self.errors, self.batches, self.inputs, *self.gauges,
+            families: list[Family] = [self.requests, self.errors, self.batches, self.inputs, *self.gauges,
                         self.batch_requests, self.batch_tokens, self.batch_seconds, self.latency]  # fmt: skip
             return "\n".join(line for family in families for line in family.lines()) + "\n"

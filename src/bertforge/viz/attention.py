@@ -137,7 +137,8 @@ def display_tokens(
             cont = token.startswith("##")
         else:
             cont = i > 0 and not special[i - 1] and not token.startswith(("Ġ", "▁"))
-        bare = decoded[i] if decoded[i] is not None else _bare(token, scheme)
+        piece = decoded[i]
+        bare = piece if piece is not None else _bare(token, scheme)
         if "\ufffd" in bare and offsets is not None and sequences is not None:  # not UTF-8: the source text
             start, end = offsets[i]
             source = pair if sequences[i] == 1 and pair is not None else text
