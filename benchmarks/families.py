@@ -189,10 +189,12 @@ def main() -> None:
         type=int,
         help="train the family runs for this many steps instead of --budget (same work under any load)",
     )
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     parser.add_argument("--only", help="comma-separated runs (families, objectives, 'distill')")
     parser.add_argument("--out", type=Path, help="keep the runs here (default: a temporary directory)")
     args = parser.parse_args()
-    torch.set_num_threads(torch.get_num_threads())
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     from bertforge.data.build import build_dataset
     from bertforge.demo import bundled_corpus

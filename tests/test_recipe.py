@@ -37,7 +37,17 @@ def test_every_bundled_recipe_loads(path: Path) -> None:
 
 def test_bundled_recipes_cover_the_classic_setups() -> None:
     names = {p.stem for p in RECIPES}
-    assert {"bert-base", "roberta-base", "albert-base", "distilbert", "macbert-chinese", "ernie-chinese", "spanbert", "chinese-wwm", "sanity-cpu"} <= names
+    assert {
+        "bert-base",
+        "roberta-base",
+        "albert-base",
+        "distilbert",
+        "macbert-chinese",
+        "ernie-chinese",
+        "spanbert",
+        "chinese-wwm",
+        "sanity-cpu",
+    } <= names
     bert = load_recipe(RECIPES[[p.stem for p in RECIPES].index("bert-base")])
     assert [(p.fraction, p.max_seq_length) for p in bert.phases()] == [(0.9, 128), (0.1, 512)]
 

@@ -220,7 +220,9 @@ def _real_family_checkpoint(model_type: str, directory: Path) -> Path | None:
     if importlib.util.find_spec(f"bertforge.models.{model_type}") is None:
         return None
     config_class = auto.config_class_for(model_type)
-    config = config_class.from_preset(f"{model_type}-tiny", vocab_size=len(_fake_family.FAKE_VOCAB), pad_token_id=1)
+    config = config_class.from_preset(
+        f"{model_type}-tiny", vocab_size=len(_fake_family.FAKE_VOCAB), pad_token_id=1
+    )
     auto.AutoModelForMaskedLM.from_config(config).save_pretrained(directory)
     _fake_family.roberta_style_tokenizer().save_pretrained(str(directory))
     return directory

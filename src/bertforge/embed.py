@@ -111,9 +111,8 @@ class Embedder:
             settings["normalize"] = any(k.endswith("Normalize") for k in kinds)
         settings.update(overrides)
         from .auto import AutoModel
-        from .pipelines.common import load_tokenizer
-
         from .export.runtime import OnnxModel, is_onnx_export
+        from .pipelines.common import load_tokenizer
 
         model = OnnxModel.from_pretrained(path) if is_onnx_export(path) else AutoModel.from_pretrained(path)
         tokenizer = load_tokenizer(path)
