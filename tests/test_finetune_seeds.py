@@ -183,3 +183,15 @@ def test_binary_f1_is_the_positive_class_and_finetune_and_evaluate_agree(data: P
 
     gold = [line.rsplit("\t", 1)[1] for line in (tmp_path / "dev.tsv").read_text().splitlines()[1:]]
     assert metrics["f1"] == pytest.approx(f1([p["label"] for p in predictions], gold, pos_label="positive"))
+
+
+def test_positive_label_is_the_models_label_id_1() -> None:
+    from bertforge.tasks.metrics import positive_label, task_metrics
+
+    assert positive_label(["0", "1"]) == "1" and positive_label(["negative", "positive"]) == "positive"
+    assert positive_label(["a", "b", "c"]) is None
+    assert positive_label(None, ["yes", "no", "yes"]) == "yes"  # sorted: no, yes
+    assert positive_label(None, ["1", "1"]) == "1" and positive_label(None, ["a"]) is None
+    # the model's label set decides even when the dev set holds one class only
+    scores = task_metrics("classification", ["no", "no"], ["no", "no"], labels=["no", "yes"])
+    assert scores["f1"] == 0.0 and scores["accuracy"] == 1.0
