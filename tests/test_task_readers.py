@@ -181,10 +181,12 @@ def test_malformed_rows_raise_with_file_and_line_or_are_skipped_and_counted(tmp_
     with pytest.raises(BertForgeError, match=rf"{path}:3: 1 fields, expected 2"):
         read_text_examples(path)
     result = read_text_examples(path, on_error="skip")
-    assert [e.text for e in result.examples] == ["good", "fine"]
-    assert len(result.skipped) == 3
-    assert [message.split(": ")[0] for message in result.skipped] == [f"{path}:3", f"{path}:4", f"{path}:5"]
-    assert "empty text" in result.skipped[2]
+    # the header names the columns: line 4's extra trailing field is read past and counted
+    assert [e.text for e in result.examples] == ["good", "extra", "fine"]
+    assert result.extra_fields == 1
+    assert len(result.skipped) == 2
+    assert [message.split(": ")[0] for message in result.skipped] == [f"{path}:3", f"{path}:5"]
+    assert "empty text" in result.skipped[1]
 
 
 def test_regression_label_that_is_not_a_number_is_malformed(tmp_path):

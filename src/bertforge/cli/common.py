@@ -25,3 +25,14 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
+
+
+def seed_list(text: str) -> list[int]:
+    """``--seeds 0,1,2`` (or a range, ``0-4``): distinct integers."""
+    from ..errors import BertForgeError
+    from ..train.seeds import parse_seeds
+
+    try:
+        return parse_seeds(text)
+    except BertForgeError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None

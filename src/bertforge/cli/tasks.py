@@ -7,8 +7,9 @@ import json
 import sys
 from typing import Any
 
+from ..tasks.arguments import cli_arguments, flags_of
 from ..tasks.registry import task_names
-from .common import positive_int
+from .common import positive_int, seed_list
 
 # ----------------------------------------------------------------- finetune, evaluate, predict
 
@@ -42,13 +43,43 @@ def _add_reader_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_finetune(args: argparse.Namespace) -> None:
+    with cli_arguments(args.cli_flags):  # messages name --flags, not Python arguments
+        _finetune(args)
+
+
+def _finetune(args: argparse.Namespace) -> None:
+    from ..errors import BertForgeError
     from ..train.finetune import finetune
     from ..train.finetune_config import FinetuneConfig
+    from ..train.seeds import finetune_seeds
 
+    if args.seeds is not None and args.seed is not None:
+        raise BertForgeError("pass --seed or --seeds, not both")
+    if args.keep_all and args.seeds is None:
+        raise BertForgeError("--keep-all keeps every seed's model; it needs --seeds")
     options = {
         k: v for k, v in vars(args).items() if k in FinetuneConfig.__dataclass_fields__ and v is not None
     }
     config = FinetuneConfig(**options)
+    if config.seeds is not None:
+        runs = finetune_seeds(config, progress=sys.stderr.isatty(), table=True)
+        for message in runs.runs[0].skipped:
+            print(f"skipped {message}", file=sys.stderr)
+        print(
+            json.dumps(
+                {
+                    "out": str(runs.out),
+                    "summary": str(runs.out / "summary.json"),
+                    "main_metric": runs.main_metric,
+                    "seeds": runs.seeds,
+                    "best_seed": runs.best_seed,
+                    "mean": runs.mean,
+                    "std": runs.std,
+                },
+                ensure_ascii=False,
+            )
+        )
+        return
     result = finetune(config, progress=sys.stderr.isatty())
     for message in result.skipped:
         print(f"skipped {message}", file=sys.stderr)
@@ -77,6 +108,11 @@ def _inference_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
+    with cli_arguments(args.cli_flags):
+        _evaluate(args)
+
+
+def _evaluate(args: argparse.Namespace) -> None:
     from ..fileio import atomic_write_json
     from ..pipelines.evaluation import run_on_file
 
@@ -96,6 +132,11 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
+    with cli_arguments(args.cli_flags):
+        _predict(args)
+
+
+def _predict(args: argparse.Namespace) -> None:
     from ..fileio import atomic_open
     from ..pipelines.evaluation import run_on_file
 
@@ -151,6 +192,18 @@ def add_task_commands(sub: Any) -> None:
     p.add_argument("--label-all-subwords", action="store_true", default=None, help="ner: tag every sub-word")
     p.add_argument("--seed", type=int, help="default 42")
     p.add_argument(
+        "--seeds",
+        type=seed_list,
+        help="one run per seed, e.g. 0,1,2 (or 0-4): OUT/seed-N/metrics.jsonl, OUT/summary.json with "
+        "mean ± std of every dev metric, the best seed's model in OUT",
+    )
+    p.add_argument(
+        "--keep-all",
+        action="store_true",
+        default=None,
+        help="with --seeds: keep every seed's model in OUT/seed-N/ (default: the best one only)",
+    )
+    p.add_argument(
         "--bf16", action="store_true", default=None, help="bfloat16 autocast (fast on AMX CPUs, GPUs)"
     )
     p.add_argument(
@@ -164,7 +217,7 @@ def add_task_commands(sub: Any) -> None:
     p.add_argument("--eval-batch-size", type=positive_int)
     p.add_argument("--patience", type=positive_int, help="stop after N evaluations without improvement")
     p.add_argument("--device", help="cpu (default) or cuda")
-    p.set_defaults(func=cmd_finetune)
+    p.set_defaults(func=cmd_finetune, cli_flags=flags_of(p))
 
     for name, helptext in (
         ("evaluate", "metrics of a fine-tuned checkpoint on a labelled task file (JSON on stdout)"),
@@ -181,4 +234,4 @@ def add_task_commands(sub: Any) -> None:
         p.add_argument("--batch-size", type=positive_int)
         p.add_argument("--limit", type=positive_int, help="only the first N examples")
         p.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
-        p.set_defaults(func=cmd_evaluate if name == "evaluate" else cmd_predict)
+        p.set_defaults(func=cmd_evaluate if name == "evaluate" else cmd_predict, cli_flags=flags_of(p))

@@ -62,6 +62,8 @@ class ReadResult(Generic[T]):
 
     examples: list[T]
     skipped: list[str] = field(default_factory=list)
+    # rows read by their named columns despite extra trailing fields (STS-benchmark has some)
+    extra_fields: int = 0
 
     def __len__(self) -> int:
         return len(self.examples)

@@ -362,6 +362,38 @@ def cmrc_scores(predictions: Mapping[str, str], examples: Sequence[QAExample]) -
 
 
 # -------------------------------------------------------------------------------------- per task
+def _label_order(label: Any) -> tuple[int, float, str]:
+    # bertforge's label order (tasks.readers.label_list): numbers numerically, then the rest by name.
+    text = str(label)
+    if re.fullmatch(r"-?\d+(\.\d+)?", text):
+        return (0, float(text), text)
+    return (1, 0.0, text)
+
+
+def positive_label(labels: Sequence[Any] | None, seen: Iterable[Any] = ()) -> Any | None:
+    """The positive class of a binary task, or None when the task is not binary.
+
+    As GLUE (and transformers' ``run_glue``, which scores label id 1) does: the positive class is
+    the model's label with id 1. ``labels`` is the model's label set in id order; bertforge sorts
+    labels when it fine-tunes (numbers numerically, then names alphabetically), so that is ``1`` for
+    0/1 labels, ``positive`` for negative/positive, ``yes`` for no/yes, ``true`` for false/true.
+    Without ``labels``, the labels ``seen`` in predictions and references are sorted that way (binary
+    only when there are exactly two, or just the label ``1``).
+    """
+    if labels is not None:
+        labels = list(labels)
+        return labels[1] if len(labels) == 2 else None
+    present: dict[str, Any] = {}
+    for value in seen:
+        present.setdefault(str(value), value)
+    ordered = sorted(present, key=_label_order)
+    if len(ordered) == 2:
+        return present[ordered[1]]
+    if ordered == ["1"]:
+        return present["1"]
+    return None
+
+
 def _is_chinese(examples: Sequence[QAExample]) -> bool:
     sample = "".join(e.context[:200] for e in examples[:50])
     return len(_CJK.findall(sample)) > 0.3 * max(len(sample), 1)
@@ -370,8 +402,9 @@ def _is_chinese(examples: Sequence[QAExample]) -> bool:
 def task_metrics(task: str, predictions: Any, references: Any, **options: Any) -> dict[str, Any]:
     """All the usual metrics of a task; ``MAIN_METRIC[task]`` names the one to select models by.
 
-    * classification: predictions and labels -> accuracy, macro_f1, mcc, and f1 (of label 1) when
-      the labels are 0/1;
+    * classification: predictions and labels -> accuracy, macro_f1, mcc, and for a binary task f1,
+      the F1 of the positive class (:func:`positive_label`; ``labels=`` gives the model's label set
+      in id order, otherwise the two labels seen decide);
     * regression: predicted and gold scores -> pearson, spearman, mse;
     * ner: predicted and gold tag sequences (``references`` first in seqeval, here second) ->
       :func:`entity_scores` plus token accuracy; ``scheme=`` passes through;
@@ -386,9 +419,8 @@ def task_metrics(task: str, predictions: Any, references: Any, **options: Any) -
             "macro_f1": f1(predictions, references, average="macro"),
             "mcc": matthews_corrcoef(predictions, references),
         }
-        values = {str(v) for v in [*predictions, *references]}
-        if values <= {"0", "1"}:
-            positive = next((v for v in [*references, *predictions] if str(v) == "1"), 1)
+        positive = positive_label(options.get("labels"), [*references, *predictions])
+        if positive is not None:
             result["f1"] = f1(predictions, references, pos_label=positive)
         return result
     if task == "regression":

@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 
 from ..errors import BertForgeError
+from .arguments import argument, for_cli
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +29,7 @@ class RowErrors:
         self.path = str(path)
         self.on_error = on_error
         self.skipped: list[str] = []
+        self.extra: list[int] = []  # lines of rows with extra trailing fields (read by their named columns)
 
     def where(self, line: int | str) -> str:
         return f"{self.path}:{line}"
@@ -36,10 +38,22 @@ class RowErrors:
         """Report one malformed row; returns only when the row is to be skipped."""
         message = f"{self.where(line)}: {reason}"
         if self.on_error == "raise":
-            raise BertForgeError(f"{message} (pass on_error='skip' to skip malformed rows)")
+            raise BertForgeError(f"{message} (pass {argument('on_error', 'skip')} to skip malformed rows)")
         self.skipped.append(message)
 
+    def extra_fields(self, line: int) -> None:
+        """Count a row read by its named columns although it has more fields than the table."""
+        self.extra.append(line)
+
     def finish(self, kept: int) -> None:
+        if self.extra:
+            logger.warning(
+                "%s: %d row(s) have extra trailing fields beyond the named columns (first at line %d); "
+                "read by their named columns, the extra fields ignored",
+                self.path,
+                len(self.extra),
+                self.extra[0],
+            )
         if self.skipped:
             logger.warning(
                 "skipped %d malformed row(s) of %s, kept %d; first: %s",
@@ -82,4 +96,5 @@ def file_format(path: str | Path, format: str | None, choices: dict[str, str], s
     if sniff:
         return sniff
     names = ", ".join(sorted(set(choices)))
-    raise BertForgeError(f"cannot tell the format of {path} from its name; pass format= one of {names}")
+    fix = "give it a name ending in" if for_cli() else "pass format="
+    raise BertForgeError(f"cannot tell the format of {path} from its name; {fix} one of {names}")

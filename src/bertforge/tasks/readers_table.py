@@ -1,7 +1,19 @@
 """Rows of CSV, TSV and JSON-lines files, with their line numbers and column names.
 
-Shared by the text-classification and multiple-choice readers. Two choices matter:
+Shared by the text-classification and multiple-choice readers. Four choices matter:
 
+* The delimiter of a ``.csv``, ``.tsv`` or ``.txt`` table (or one without a known extension) comes
+  from its content, never from its name alone: STS-benchmark's ``sts-train.csv`` is tab-separated,
+  MRPC's ``msr_paraphrase_train.txt`` too. :func:`detect_delimiter` asks :class:`csv.Sniffer`
+  (restricted to tab, comma, semicolon and pipe) and checks its answer against a deterministic
+  count: each candidate splits the first 100 lines, and the one giving the same number (two or
+  more) of fields on the most rows wins, ties going tab, comma, semicolon, pipe. Sniffer's answer
+  stands when it is among the best. ``format="csv"``/``"tsv"`` forces comma / tab.
+* When the columns are named (by a header row, or by indices the caller passes), a row with more
+  fields than that is read by its named columns and counted (:attr:`ReadResult.extra_fields`)
+  instead of failing: STS-benchmark's files carry two extra trailing fields on some rows. A row
+  with fewer fields is still malformed. In a file without a header, the expected width is the most
+  common one.
 * TSV is read with ``quoting=csv.QUOTE_NONE``, as the GLUE processors do: GLUE sentences contain
   unbalanced ``"`` that are text, not CSV quoting, and would otherwise swallow the following rows.
   CSV keeps standard quoting (a quoted field may span lines; its row is numbered by its first line).
@@ -13,6 +25,7 @@ Shared by the text-classification and multiple-choice readers. Two choices matte
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 from dataclasses import dataclass
@@ -20,9 +33,21 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BertForgeError
+from .arguments import argument
 from .readers_common import file_format
 
-FORMATS = {"csv": "csv", "tsv": "tsv", "tab": "tsv", "jsonl": "jsonl", "json": "jsonl", "ndjson": "jsonl"}
+FORMATS = {
+    "csv": "delimited",
+    "tsv": "delimited",
+    "txt": "delimited",
+    "tab": "delimited",
+    "jsonl": "jsonl",
+    "json": "jsonl",
+    "ndjson": "jsonl",
+}
+FORCED_DELIMITER = {"csv": ",", "tsv": "\t", "tab": "\t"}  # an explicit format= names the delimiter
+DELIMITERS = ("\t", ",", ";", "|")  # detection candidates, in tie-break order
+SNIFF_LINES = 100
 
 csv.field_size_limit(1 << 28)  # long documents; the default 128 KiB limit is for spreadsheets
 
@@ -32,14 +57,24 @@ class Table:
     """A file's rows: lists of fields (CSV/TSV) or dicts (JSONL), each with its 1-based line."""
 
     path: str
-    format: str  # "csv", "tsv" or "jsonl"
+    format: str  # "csv" (any delimiter but tab, standard quoting), "tsv" (tab, no quoting) or "jsonl"
     header: list[str] | None  # column names; None for a headerless CSV/TSV; keys of the first JSON record
     rows: list[tuple[int, Any]]
+    delimiter: str = ""  # "" for JSON lines
+
+    @functools.cached_property
+    def width(self) -> int:
+        """Fields a row should have: the header's, else the most common row width (smallest on ties)."""
+        if self.header is not None:
+            return len(self.header)
+        counts: dict[int, int] = {}
+        for _, row in self.rows:
+            counts[len(row)] = counts.get(len(row), 0) + 1
+        return min(counts, key=lambda n: (-counts[n], n)) if counts else 0
 
     def describe_columns(self) -> str:
         if self.header is None:
-            width = len(self.rows[0][1]) if self.rows else 0
-            return f"no header; columns are indices 0..{width - 1}"
+            return f"no header; columns are indices 0..{self.width - 1}"
         return "columns: " + ", ".join(repr(name) for name in self.header)
 
 
@@ -57,6 +92,44 @@ def _guess_header(first: list[str], second: list[str] | None, known: set[str]) -
     if second is None:
         return False
     return any(not _is_number(a) and _is_number(b) for a, b in zip(first, second, strict=False))
+
+
+def _reader(source: Any, delimiter: str) -> Any:
+    if delimiter == "\t":
+        return csv.reader(source, delimiter=delimiter, quoting=csv.QUOTE_NONE)
+    return csv.reader(source, delimiter=delimiter)
+
+
+def _consistency(sample: str, delimiter: str) -> float:
+    """Fraction of the sample's rows with the most common field count, 0 when that count is 1."""
+    counts: dict[int, int] = {}
+    try:
+        for fields in _reader(io.StringIO(sample, newline=""), delimiter):
+            if fields and any(f.strip() for f in fields):
+                counts[len(fields)] = counts.get(len(fields), 0) + 1
+    except csv.Error:
+        return 0.0
+    if not counts:
+        return 0.0
+    mode = min(counts, key=lambda n: (-counts[n], n))
+    return 0.0 if mode < 2 else counts[mode] / sum(counts.values())
+
+
+def detect_delimiter(text: str) -> str:
+    """The delimiter of a table, from its content (see the module docstring)."""
+    lines = [line for line in text.splitlines() if line.strip()][:SNIFF_LINES]
+    sample = "\n".join(lines) + "\n"
+    scores = {d: _consistency(sample, d) for d in DELIMITERS}
+    best = max(scores.values())
+    if best == 0:  # one column: nothing splits it; tab keeps any quotes as text
+        return "\t"
+    try:
+        sniffed = csv.Sniffer().sniff(sample, delimiters="".join(DELIMITERS)).delimiter
+    except csv.Error:
+        sniffed = None
+    if sniffed in scores and scores[sniffed] == best:
+        return sniffed
+    return next(d for d in DELIMITERS if scores[d] == best)
 
 
 def _delimited_rows(text: str, delimiter: str) -> list[tuple[int, list[str]]]:
@@ -98,14 +171,17 @@ def read_table(
     """Split ``text`` (the contents of ``path``) into rows. ``named`` says the caller addresses
     columns by name, which requires a header; ``known`` are the names that mark a header row."""
     first_line = text.lstrip().split("\n", 1)[0]
-    sniff = "jsonl" if first_line.startswith(("{", "[")) else "tsv" if "\t" in first_line else ""
+    sniff = "jsonl" if first_line.startswith(("{", "[")) else "delimited"
     fmt = file_format(path, format, FORMATS, sniff)
     if fmt == "jsonl":
         rows = _json_rows(str(path), text)
         first = next((r for _, r in rows if isinstance(r, dict)), None)
         return Table(str(path), fmt, list(first) if first else None, rows)
 
-    rows = _delimited_rows(text, "\t" if fmt == "tsv" else ",")
+    forced = FORCED_DELIMITER.get((format or "").lower().lstrip("."))
+    delimiter = forced or detect_delimiter(text)
+    fmt = "tsv" if delimiter == "\t" else "csv"
+    rows = _delimited_rows(text, delimiter)
     if not rows:
         raise BertForgeError(f"{path} has no rows")
     if has_header is None:
@@ -113,15 +189,15 @@ def read_table(
         has_header = named or _guess_header(rows[0][1], second, known)
     if named and not has_header:
         raise BertForgeError(
-            f"{path}: columns are given by name but the file has no header (has_header=False); "
-            "pass them as 0-based indices"
+            f"{path}: columns are given by name but the file has no header; pass them as 0-based "
+            f"indices ({argument('text_column', 0)} ...)"
         )
     if not has_header:
-        return Table(str(path), fmt, None, rows)
+        return Table(str(path), fmt, None, rows, delimiter)
     header = [name.strip() for name in rows[0][1]]
     if len(rows) == 1:
         raise BertForgeError(f"{path} has a header ({', '.join(header)}) but no rows")
-    return Table(str(path), fmt, header, rows[1:])
+    return Table(str(path), fmt, header, rows[1:], delimiter)
 
 
 def find_column(table: Table, column: str | int, role: str) -> str | int:
@@ -129,14 +205,17 @@ def find_column(table: Table, column: str | int, role: str) -> str | int:
     if table.format == "jsonl":
         if isinstance(column, int):
             raise BertForgeError(
-                f"{table.path}: JSON records have keys, not column numbers; pass {role}= a key"
+                f"{table.path}: JSON records have keys, not column numbers; pass {argument(role)} a key"
             )
         return column
     if isinstance(column, int):
-        width = len(table.header) if table.header is not None else len(table.rows[0][1])
+        width = table.width
+        if table.header is None:  # no header: any column some row has may be asked for
+            width = max(len(row) for _, row in table.rows)
         if not -width <= column < width:
             raise BertForgeError(
-                f"{role} {column} is out of range for {table.path} ({width} columns; {table.describe_columns()})"
+                f"{argument(role)} {column} is out of range for {table.path} ({width} columns; "
+                f"{table.describe_columns()})"
             )
         return column % width
     assert table.header is not None  # read_table requires a header for named columns
@@ -145,7 +224,9 @@ def find_column(table: Table, column: str | int, role: str) -> str | int:
         for names in (table.header, lowered):
             if wanted in names:
                 return names.index(wanted)
-    raise BertForgeError(f"{role} {column!r} is not in {table.path}; its {table.describe_columns()}")
+    raise BertForgeError(
+        f"{argument(role)} {column!r} is not in {table.path}; its {table.describe_columns()}"
+    )
 
 
 def guess_column(table: Table, candidates: list[str]) -> str | int | None:
@@ -180,14 +261,22 @@ def cell(table: Table, row: Any, key: str | int) -> tuple[Any, str | None]:
     return row[key], None
 
 
-def row_problem(table: Table, row: Any) -> str | None:
-    """Why a row cannot be read at all (bad JSON, wrong number of fields), or None."""
+def row_problem(table: Table, row: Any, extra_ok: bool = False) -> str | None:
+    """Why a row cannot be read at all (bad JSON, wrong number of fields), or None. With
+    ``extra_ok`` (the columns are named), more fields than the table's width are not a problem."""
     if isinstance(row, json.JSONDecodeError):
         return f"invalid JSON ({row.msg} at column {row.colno})"
     if table.format == "jsonl":
         return None if isinstance(row, dict) else f"a JSON {type(row).__name__}, expected an object"
-    width = len(table.header) if table.header is not None else len(table.rows[0][1])
-    if len(row) != width:
-        hint = " (a tab inside a field?)" if table.format == "tsv" else ""
+    width = table.width
+    if len(row) != width and not (extra_ok and len(row) > width):
+        hint = " (a tab inside a field?)" if table.format == "tsv" and len(row) > width else ""
         return f"{len(row)} fields, expected {width}{hint}"
     return None
+
+
+def extra_fields(table: Table, row: Any) -> int:
+    """How many trailing fields a CSV/TSV row has beyond the table's width (0 for JSON)."""
+    if table.format == "jsonl" or not isinstance(row, list):
+        return 0
+    return max(0, len(row) - table.width)

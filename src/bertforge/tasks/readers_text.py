@@ -15,9 +15,19 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BertForgeError
+from .arguments import argument
 from .examples import ChoiceExample, ReadResult, TextExample
 from .readers_common import RowErrors, read_text
-from .readers_table import Table, cell, column_name, find_column, guess_column, read_table, row_problem
+from .readers_table import (
+    Table,
+    cell,
+    column_name,
+    extra_fields,
+    find_column,
+    guess_column,
+    read_table,
+    row_problem,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -78,9 +88,9 @@ def _headerless_layout(table: Table) -> tuple[int, int | None]:
     if width == 2 and labels_at(0) != labels_at(1):
         return (1, 0) if labels_at(0) else (0, 1)
     raise BertForgeError(
-        f"{table.path} has no header row, so its columns cannot be guessed; pass text_column= "
-        f"(and pair_column=, label_column=) as 0-based indices; its first row has {width} fields: "
-        + " | ".join(field[:30] for field in rows[0])
+        f"{table.path} has no header row, so its columns cannot be guessed; pass {argument('text_column')} "
+        f"(and {argument('pair_column')}, {argument('label_column')}) as 0-based indices; its first row "
+        f"has {width} fields: " + " | ".join(field[:30] for field in rows[0])
     )
 
 
@@ -112,8 +122,9 @@ def _choose_columns(
             single = guess_column(table, TEXT_COLUMNS)
             if single is None:
                 raise BertForgeError(
-                    f"cannot tell which column of {table.path} holds the text; pass text_column= "
-                    f"(and pair_column= for pairs); its {table.describe_columns()}"
+                    f"cannot tell which column of {table.path} holds the text; pass "
+                    f"{argument('text_column')} (and {argument('pair_column')} for pairs); its "
+                    f"{table.describe_columns()}"
                 )
             found = (single, None)
         text_key = found[0]
@@ -157,9 +168,13 @@ def read_text_examples(
         raise BertForgeError(f"{path} has no rows")
     text_key, pair_key, label_key = _choose_columns(table, text_column, pair_column, label_column)
 
+    # Named columns (a header, or indices the caller gave): extra trailing fields are read past.
+    extra_ok = table.header is not None or any(
+        c is not None for c in (text_column, pair_column, label_column)
+    )
     examples = []
     for line, row in table.rows:
-        problem = row_problem(table, row)
+        problem = row_problem(table, row, extra_ok)
         if problem is not None:
             errors.bad(line, problem)
             continue
@@ -187,9 +202,11 @@ def read_text_examples(
                     continue
             else:
                 label = str(label).strip()
+        if extra_fields(table, row):
+            errors.extra_fields(line)
         examples.append(TextExample(values["text"], values["pair"], label, line))
     errors.finish(len(examples))
-    return ReadResult(examples, errors.skipped)
+    return ReadResult(examples, errors.skipped, len(errors.extra))
 
 
 # ------------------------------------------------------------------------------ multiple choice
@@ -251,7 +268,7 @@ def read_choice_examples(path: str | Path, *, on_error: str = "raise") -> ReadRe
     examples: list[ChoiceExample] = []
     count = None
     for line, row in table.rows:
-        problem = row_problem(table, row)
+        problem = row_problem(table, row, extra_ok=True)  # the header names the columns
         if problem is None:
             context, problem = cell(table, row, columns[context_key])
         if problem is None and question_key is not None:
@@ -280,8 +297,10 @@ def read_choice_examples(path: str | Path, *, on_error: str = "raise") -> ReadRe
         if problem is not None:
             errors.bad(line, problem)
             continue
+        if extra_fields(table, row):
+            errors.extra_fields(line)
         examples.append(
             ChoiceExample(str(context), [str(e) for e in endings], label, line, str(question or ""))
         )
     errors.finish(len(examples))
-    return ReadResult(examples, errors.skipped)
+    return ReadResult(examples, errors.skipped, len(errors.extra))

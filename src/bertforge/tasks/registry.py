@@ -247,7 +247,11 @@ CLASSIFICATION = TaskDefinition(
     encode=_encode_texts(regression=False),
     predict=_predict_classes,
     metrics=lambda examples, predictions: task_metrics(
-        "classification", [p["label"] for p in predictions], [str(e.label) for e in examples]
+        "classification",
+        [p["label"] for p in predictions],
+        [str(e.label) for e in examples],
+        # the model's labels in id order: the positive class of a binary task is id 1
+        labels=list(predictions[0]["scores"]) if predictions and "scores" in predictions[0] else None,
     ),
     is_labelled=lambda e: e.label is not None,
     gold_labels=lambda e: [str(e.label)],

@@ -38,6 +38,7 @@ from ..errors import BertForgeError
 from ..fileio import atomic_write_json
 from ..pipelines.common import FINETUNE_CONFIG_FILE, InferenceSettings, autocast, load_tokenizer
 from ..pipelines.evaluation import check_known_labels, check_labelled, evaluate_examples, read_examples
+from ..tasks.arguments import argument
 from ..tasks.preprocess_batches import collate, feature_length, length_grouped_batches, random_batches
 from ..tasks.registry import TaskDefinition, get_task
 from .finetune_config import FinetuneConfig
@@ -129,14 +130,24 @@ def training_step(
 
 
 def finetune(config: FinetuneConfig, progress: bool = True) -> FinetuneResult:
-    """Run one fine-tuning job; the best model (by the task's main metric on dev) ends up in ``config.out``."""
+    """Run one fine-tuning job; the best model (by the task's main metric on dev) ends up in ``config.out``.
+
+    With ``config.seeds``, one job per seed (:func:`bertforge.train.seeds.finetune_seeds`, which
+    returns every run and their mean ± std); this returns the best seed's result, ``out`` being
+    ``config.out`` where its model is kept."""
+    if config.seeds is not None:
+        from .seeds import finetune_seeds
+
+        return finetune_seeds(config, progress=progress).best  # type: ignore[no-any-return]
     config = config.resolved()
     task = get_task(config.task)
     assert config.max_seq_length is not None
     _seed_everything(config.seed)
     out = Path(config.out)
     if out.exists() and not out.is_dir():
-        raise BertForgeError(f"--out {out} is a file; pass a directory for the fine-tuned checkpoint")
+        raise BertForgeError(
+            f"{argument('out', str(out))} is a file; pass a directory for the fine-tuned checkpoint"
+        )
     read_options: dict[str, Any] = {
         "text_column": config.text_column,
         "pair_column": config.pair_column,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import BertForgeError
+from ..tasks.arguments import argument
 from ..tasks.registry import get_task
 
 ON_ERROR = ("raise", "skip")
@@ -56,6 +57,8 @@ class FinetuneConfig:
     dropout: float | None = None  # hidden and attention dropout; None keeps the checkpoint's
     # running
     seed: int = 42
+    seeds: list[int] | None = None  # several runs, one per seed (see bertforge.train.seeds)
+    keep_all: bool = False  # with seeds: keep every seed's model in OUT/seed-N/, not only the best
     bf16: bool = False  # autocast to bfloat16 (AMX on recent Xeons, tensor cores on GPUs)
     group_by_length: bool = True
     eval_steps: int | None = None  # evaluate every N steps; None: after every epoch
@@ -68,20 +71,27 @@ class FinetuneConfig:
     def __post_init__(self) -> None:
         get_task(self.task)  # an unknown task is an error naming the registered ones
         if self.on_error not in ON_ERROR:
-            raise BertForgeError(f"on_error {self.on_error!r} must be one of {', '.join(ON_ERROR)}")
+            raise BertForgeError(
+                f"{argument('on_error', self.on_error)} must be one of {', '.join(ON_ERROR)}"
+            )
         positive = ("batch_size", "eval_batch_size", "max_query_length", "train_limit", "dev_limit")
         for name in (*positive, "max_seq_length", "eval_steps", "patience"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
-                raise BertForgeError(f"{name} ({value!r}) must be a positive integer")
+                raise BertForgeError(f"{argument(name, value)} must be a positive integer")
         if not self.epochs > 0:
-            raise BertForgeError(f"epochs ({self.epochs}) must be positive")
+            raise BertForgeError(f"{argument('epochs', self.epochs)} must be positive")
         if not self.lr > 0:
-            raise BertForgeError(f"lr ({self.lr}) must be positive; BERT used 2e-5 to 5e-5")
+            raise BertForgeError(f"{argument('lr', self.lr)} must be positive; BERT used 2e-5 to 5e-5")
         if self.dropout is not None and not 0 <= self.dropout < 1:
-            raise BertForgeError(f"dropout ({self.dropout}) must be in [0, 1); BERT uses 0.1")
+            raise BertForgeError(f"{argument('dropout', self.dropout)} must be in [0, 1); BERT uses 0.1")
         if self.max_seq_length is not None and self.max_seq_length < 8:
-            raise BertForgeError(f"max_seq_length ({self.max_seq_length}) must be at least 8")
+            raise BertForgeError(f"{argument('max_seq_length', self.max_seq_length)} must be at least 8")
+        if self.seeds is not None:
+            from .seeds import check_seeds
+
+            self.seeds = list(self.seeds)
+            check_seeds(self.seeds)
 
     def resolved(self) -> FinetuneConfig:
         """A copy with the per-task defaults filled in."""
