@@ -76,7 +76,9 @@ def fit_to_model(
 ) -> InferenceSettings:
     """The settings (defaults when None) with windows no longer than the model's position table."""
     settings = settings or InferenceSettings.for_checkpoint(None, task)
-    limit = int(model.config.max_sequence_length)
+    # transformers' models (benchmarks compare against them) have no max_sequence_length.
+    config = model.config
+    limit = int(getattr(config, "max_sequence_length", config.max_position_embeddings))
     if settings.max_length > limit:
         settings = dataclasses.replace(settings, max_length=limit)
         if get_task(task).stride_setting == "doc_stride":  # question + context windows
