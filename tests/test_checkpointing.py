@@ -118,17 +118,19 @@ def test_a_save_killed_at_any_stage_leaves_the_previous_checkpoint_newest(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _save(tmp_path, 2)
-    stages = []
+    stages: list[int] = []
+    target = [0]
 
     def crash() -> None:  # the test hook's place in the save: after model files, state, manifest
         stages.append(len(stages))
-        if len(stages) == target:
+        if len(stages) == target[0]:
             raise KeyboardInterrupt  # stands in for the kill (the tmp dir is removed by the handler,
             # which a SIGKILL would not run; clean_temporaries covers that, tested above)
 
     monkeypatch.setattr(ckpt, "_test_pause", crash)
-    for target in (1, 2, 3):
+    for stage in (1, 2, 3):
         stages.clear()
+        target[0] = stage
         with pytest.raises(KeyboardInterrupt):
             _save(tmp_path, 4)
         assert ckpt.latest_checkpoint(tmp_path) == tmp_path / "checkpoint-000002"

@@ -268,9 +268,19 @@ def save_checkpoint(
 
     path = write_directory_atomically(output_dir / checkpoint_name(step), write, manifest={"step": step})
     for stale in list_checkpoints(output_dir)[:-keep_last]:
-        shutil.rmtree(stale, ignore_errors=True)
+        remove_checkpoint(stale)
     log.info("saved %s", path)
     return path
+
+
+def remove_checkpoint(path: Path) -> None:
+    """Delete a checkpoint directory: renamed to its temporary name first (atomic), so a kill
+    half-way through leaves a name that the next run's :func:`clean_temporaries` removes, never
+    a half-deleted ``checkpoint-NNNNNN``."""
+    doomed = path.parent / f".{path.name}.tmp"
+    shutil.rmtree(doomed, ignore_errors=True)
+    os.replace(path, doomed)
+    shutil.rmtree(doomed, ignore_errors=True)
 
 
 def load_trainer_state(checkpoint: str | Path) -> dict[str, Any]:
