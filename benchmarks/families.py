@@ -189,6 +189,9 @@ def main() -> None:
         type=int,
         help="train the family runs for this many steps instead of --budget (same work under any load)",
     )
+    parser.add_argument(
+        "--teacher", type=Path, help="reuse this teacher (a bert-small model dir) instead of training one"
+    )
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     parser.add_argument("--only", help="comma-separated runs (families, objectives, 'distill')")
     parser.add_argument("--out", type=Path, help="keep the runs here (default: a temporary directory)")
@@ -242,19 +245,29 @@ def main() -> None:
     distill = None
     if "distill" in wanted:
         tokenizer, data = dataset_for("wordpiece")
-        teacher = pretrain_family(
-            "teacher",
-            {"preset": "bert-small", "objective": "mlm", "overrides": {"optim.lr": "1e-3"}},
-            data,
-            tokenizer,
-            root / "teacher",
-            args.teacher_budget,
+        teacher = (
+            {"model_dir": str(args.teacher), "mlm_accuracy": float("nan")}
+            if args.teacher
+            else pretrain_family(
+                "teacher",
+                {"preset": "bert-small", "objective": "mlm", "overrides": {"optim.lr": "1e-3"}},
+                data,
+                tokenizer,
+                root / "teacher",
+                args.teacher_budget,
+            )
         )
         student_run = {"preset": "bert-mini", "objective": "mlm", "overrides": {"optim.lr": "1e-3"}}
         alone = pretrain_family("alone", student_run, data, tokenizer, root / "student-alone", args.budget)
         distilled_run = {
             **student_run,
-            "overrides": {**student_run["overrides"], "distill.teacher": teacher["model_dir"]},
+            # bert-mini is narrower than bert-small: no layers to copy, so the student starts from scratch
+            # like the one trained alone, and only the losses differ.
+            "overrides": {
+                **student_run["overrides"],
+                "distill.teacher": teacher["model_dir"],
+                "distill.init_from_teacher": "false",
+            },
         }
         distilled = pretrain_family(
             "distilled", distilled_run, data, tokenizer, root / "student-distilled", args.budget

@@ -217,6 +217,19 @@ def add_task_commands(sub: Any) -> None:
     p.add_argument("--eval-batch-size", type=positive_int)
     p.add_argument("--patience", type=positive_int, help="stop after N evaluations without improvement")
     p.add_argument("--device", help="cpu (default) or cuda")
+    p.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        metavar="PATH",
+        help="continue an interrupted run from the newest complete checkpoint in --out (or PATH)",
+    )
+    p.add_argument(
+        "--save-steps", type=positive_int, help="checkpoint every N steps too (default: each epoch end)"
+    )
+    p.add_argument(
+        "--keep-checkpoints", type=int, help="checkpoints kept while training (default 1; 0: none)"
+    )
     p.set_defaults(func=cmd_finetune, cli_flags=flags_of(p))
 
     for name, helptext in (

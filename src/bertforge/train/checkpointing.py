@@ -9,19 +9,35 @@ A checkpoint is a directory ``OUT/checkpoint-000100/`` holding two kinds of file
   numpy and torch, elapsed time (for a time budget) and the resolved config. Only plain
   containers and tensors, so it loads with ``torch.load(weights_only=True)``.
 
-Everything is first written to ``OUT/.checkpoint-000100.tmp/`` and renamed into place, so the
-newest ``checkpoint-*`` directory is always complete; a full disk deletes the temporary directory
-and leaves the previous checkpoint untouched. Only the last ``keep_last`` are kept.
+Everything is first written to ``OUT/.checkpoint-000100.tmp/`` and renamed into place; a full
+disk deletes the temporary directory and leaves the previous checkpoint untouched. Only the last
+``keep_last`` are kept.
+
+Completeness is verified, not assumed from a directory name: the last file written into the
+temporary directory is ``manifest.json`` (every other file's name, size and SHA-256; every file is
+fsynced first), and the rename follows it. Resuming takes the newest checkpoint whose manifest
+verifies and skips, with a warning, any newer one that does not (a file missing, truncated or
+altered, e.g. by a copy that stopped half-way or a disk error). A checkpoint without
+``manifest.json`` was written by a bertforge from before manifests; it is accepted, unverified, when
+it holds ``trainer_state.pt``, ``config.json`` and a weights file.
+
+A process killed while saving leaves ``.checkpoint-NNNNNN.tmp`` (or ``.NAME.old``, between the two
+renames that replace a directory, or an atomic-write ``.FILE.xxxxxxxxxxxx.tmp``): the next run in
+that output directory removes these, and only these, bertforge's own temporary names, before it
+starts (an ``.old`` whose directory is missing is renamed back instead: it is the complete original).
 """
 
 from __future__ import annotations
 
 import errno
+import hashlib
+import json
 import logging
 import os
 import random
 import re
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,7 +52,15 @@ log = logging.getLogger(__name__)
 
 TRAINER_STATE = "trainer_state.pt"
 RESOLVED_CONFIG = "resolved_config.toml"
+MANIFEST = "manifest.json"
+MANIFEST_FORMAT = 1
 _NAME = re.compile(r"checkpoint-(\d+)$")
+# bertforge's own temporary names: write_directory_atomically's and fileio.atomic_path's.
+_TEMP_DIR = re.compile(r"^\.(checkpoint-\d+|model)\.(tmp|old)$")
+_TEMP_FILE = re.compile(r"^\..+\.[0-9a-f]{12}\.tmp$")
+# Test hook (benchmarks/crash_resume.py): sleep this many seconds at each stage of a checkpoint
+# save, so that a kill can be aimed at a save in progress. Not for use outside tests.
+PAUSE_ENV = "_BERTFORGE_TEST_SAVE_PAUSE"
 
 
 def checkpoint_name(step: int) -> str:
@@ -44,25 +68,136 @@ def checkpoint_name(step: int) -> str:
 
 
 def list_checkpoints(output_dir: str | Path) -> list[Path]:
-    """Complete checkpoints in ``output_dir``, oldest first (temporary directories are ignored)."""
+    """Checkpoint directories in ``output_dir``, oldest first: those with a manifest, and legacy
+    ones (no manifest) holding a trainer state. Temporary directories are ignored; the manifests
+    are not checked here (see :func:`latest_checkpoint` and :func:`verify_checkpoint`)."""
     output_dir = Path(output_dir)
     if not output_dir.is_dir():
         return []
     found = [
         (int(m.group(1)), p)
         for p in output_dir.iterdir()
-        if (m := _NAME.match(p.name)) and (p / TRAINER_STATE).is_file()
+        if (m := _NAME.match(p.name))
+        and p.is_dir()
+        and ((p / MANIFEST).is_file() or (p / TRAINER_STATE).is_file())
     ]
     return [p for _, p in sorted(found)]
 
 
 def latest_checkpoint(output_dir: str | Path) -> Path | None:
-    checkpoints = list_checkpoints(output_dir)
-    return checkpoints[-1] if checkpoints else None
+    """The newest checkpoint in ``output_dir`` that verifies; newer ones that do not are skipped
+    with a warning (they are left in place: they may be worth a look)."""
+    for path in reversed(list_checkpoints(output_dir)):
+        problem = verify_checkpoint(path)
+        if problem is None:
+            return path
+        log.warning("skipping checkpoint %s: %s", path, problem)
+    return None
 
 
-def write_directory_atomically(final: Path, write: Callable[[Path], None]) -> Path:
+# ------------------------------------------------------------------------------------ manifest
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:  # some filesystems refuse fsync on a directory
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_manifest(directory: Path, **info: Any) -> None:
+    """fsync every file in ``directory`` and write ``manifest.json`` (names, sizes, SHA-256) last."""
+    files = {}
+    for path in sorted(directory.rglob("*")):
+        if path.is_file() and path.name != MANIFEST:
+            _fsync(path)
+            name = path.relative_to(directory).as_posix()
+            files[name] = {"size": path.stat().st_size, "sha256": _sha256(path)}
+    manifest = {"format": MANIFEST_FORMAT, **info, "files": files}
+    from ..fileio import atomic_write_json
+
+    atomic_write_json(directory / MANIFEST, manifest)
+    _fsync(directory)
+
+
+def verify_checkpoint(path: str | Path) -> str | None:
+    """None when the checkpoint at ``path`` is complete, else what is wrong with it.
+
+    With a manifest: every listed file present with its size and SHA-256. Without one (written
+    before manifests): ``trainer_state.pt``, ``config.json`` and a weights file present."""
+    path = Path(path)
+    manifest_path = path / MANIFEST
+    if not manifest_path.is_file():
+        weights = (path / "model.safetensors").is_file() or (path / "pytorch_model.bin").is_file()
+        if (path / TRAINER_STATE).is_file() and (path / "config.json").is_file() and weights:
+            log.info("checkpoint %s has no %s (written before manifests); not verified", path, MANIFEST)
+            return None
+        return f"no {MANIFEST} and not a complete legacy checkpoint"
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        files = manifest["files"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        return f"unreadable {MANIFEST} ({err})"
+    if TRAINER_STATE not in files:
+        return f"{MANIFEST} lists no {TRAINER_STATE}"
+    for name, expected in files.items():
+        file = path / name
+        if not file.is_file():
+            return f"{name} is missing"
+        size = file.stat().st_size
+        if size != expected["size"]:
+            return f"{name} has {size} bytes, the manifest says {expected['size']}"
+        if _sha256(file) != expected["sha256"]:
+            return f"{name} does not match its SHA-256 in the manifest"
+    return None
+
+
+def clean_temporaries(output_dir: str | Path) -> list[str]:
+    """Remove what a killed save left in ``output_dir``: bertforge's own temporary names only
+    (``.checkpoint-NNNNNN.tmp``, ``.model.tmp``, their ``.old``, ``.FILE.xxxxxxxxxxxx.tmp``). An
+    ``.old`` directory whose real one is missing is renamed back (it is complete: the kill fell
+    between the two renames of a replacement). Returns what was done, one line each (also logged)."""
+    output_dir = Path(output_dir)
+    done: list[str] = []
+    if not output_dir.is_dir():
+        return done
+    for entry in sorted(output_dir.iterdir()):
+        if (m := _TEMP_DIR.match(entry.name)) and entry.is_dir() and not entry.is_symlink():
+            final = output_dir / m.group(1)
+            if m.group(2) == "old" and not final.exists():
+                os.replace(entry, final)
+                done.append(f"restored {final} from {entry.name}")
+            else:
+                shutil.rmtree(entry, ignore_errors=True)
+                done.append(f"removed {entry}")
+        elif _TEMP_FILE.match(entry.name) and entry.is_file() and not entry.is_symlink():
+            entry.unlink(missing_ok=True)
+            done.append(f"removed {entry}")
+    for line in done:
+        log.warning("cleaning up after an interrupted save: %s", line)
+    return done
+
+
+def _test_pause() -> None:
+    pause = os.environ.get(PAUSE_ENV)
+    if pause:
+        time.sleep(float(pause))
+
+
+def write_directory_atomically(
+    final: Path, write: Callable[[Path], None], *, manifest: dict[str, Any] | None = None
+) -> Path:
     """Run ``write(tmp_dir)`` and rename ``tmp_dir`` to ``final`` (replacing an older ``final``).
+    With ``manifest`` (extra fields for it), ``manifest.json`` is written last, before the rename.
 
     On any failure the temporary directory is removed and ``final`` is left as it was; a full
     disk becomes a :class:`BertForgeError` that says so.
@@ -74,6 +209,9 @@ def write_directory_atomically(final: Path, write: Callable[[Path], None]) -> Pa
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         write(tmp)
+        if manifest is not None:
+            write_manifest(tmp, **manifest)
+            _test_pause()
         if final.exists():
             # Two renames, so `final` is missing only between them and never half-written.
             shutil.rmtree(old, ignore_errors=True)
@@ -97,6 +235,7 @@ def write_directory_atomically(final: Path, write: Callable[[Path], None]) -> Pa
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     shutil.rmtree(old, ignore_errors=True)
+    _fsync(final.parent)  # the rename itself survives a power cut
     return final
 
 
@@ -123,13 +262,25 @@ def save_checkpoint(
 
     def write(tmp: Path) -> None:
         save_model_files(tmp, model, tokenizer, config_text)
+        _test_pause()
         torch.save(trainer_state, tmp / TRAINER_STATE)
+        _test_pause()
 
-    path = write_directory_atomically(output_dir / checkpoint_name(step), write)
+    path = write_directory_atomically(output_dir / checkpoint_name(step), write, manifest={"step": step})
     for stale in list_checkpoints(output_dir)[:-keep_last]:
-        shutil.rmtree(stale, ignore_errors=True)
+        remove_checkpoint(stale)
     log.info("saved %s", path)
     return path
+
+
+def remove_checkpoint(path: Path) -> None:
+    """Delete a checkpoint directory: renamed to its temporary name first (atomic), so a kill
+    half-way through leaves a name that the next run's :func:`clean_temporaries` removes, never
+    a half-deleted ``checkpoint-NNNNNN``."""
+    doomed = path.parent / f".{path.name}.tmp"
+    shutil.rmtree(doomed, ignore_errors=True)
+    os.replace(path, doomed)
+    shutil.rmtree(doomed, ignore_errors=True)
 
 
 def load_trainer_state(checkpoint: str | Path) -> dict[str, Any]:
@@ -174,15 +325,21 @@ def resolve_resume(resume: bool | str | Path, output_dir: Path) -> Path | None:
     if resume is True:
         found = latest_checkpoint(output_dir)
         if found is None:
-            log.warning("--resume: no checkpoint in %s yet; starting from scratch", output_dir)
+            log.warning("--resume: no complete checkpoint in %s yet; starting from scratch", output_dir)
         return found
     path = Path(resume)
-    if not (path / TRAINER_STATE).is_file() and path.is_dir():
-        found = latest_checkpoint(path)  # an output directory: take its newest checkpoint
+    is_checkpoint = (path / TRAINER_STATE).is_file() or (path / MANIFEST).is_file()
+    if not is_checkpoint and path.is_dir():
+        found = latest_checkpoint(path)  # an output directory: take its newest complete checkpoint
         if found is not None:
             return found
     if not path.exists():
         raise BertForgeError(f"checkpoint {path} to resume from does not exist")
+    if is_checkpoint and (problem := verify_checkpoint(path)) is not None:
+        raise BertForgeError(
+            f"checkpoint {path} is incomplete or corrupt ({problem}); pass an older checkpoint, or "
+            "the output directory to take the newest complete one"
+        )
     return path
 
 

@@ -18,10 +18,17 @@ Training truncates pairs and single texts to ``max_seq_length`` (NER sentences a
 windowed instead, see the preprocessing modules); evaluation reads a dev text longer than that in
 overlapping windows, exactly as ``bertforge predict`` would, so the dev figure is the figure a user
 of the saved model gets.
+
+Resuming: at every epoch end (and every ``save_steps``) the run writes ``out/checkpoint-NNNNNN``
+as pretraining does (model, optimizer, scheduler, RNG states, data position, best-so-far and the
+evaluation history; atomic, with a verified manifest; the last ``keep_checkpoints`` kept).
+``resume=True`` (``--resume``) continues from the newest complete one and computes the same losses
+step for step as a run that never stopped; the checkpoints are removed when the run completes.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import random
@@ -41,6 +48,7 @@ from ..pipelines.evaluation import check_known_labels, check_labelled, evaluate_
 from ..tasks.arguments import argument
 from ..tasks.preprocess_batches import collate, feature_length, length_grouped_batches, random_batches
 from ..tasks.registry import TaskDefinition, get_task
+from . import checkpointing as ckpt
 from .finetune_config import FinetuneConfig
 from .logging import MetricsLogger, plot_metrics, progress_bar, read_metrics
 from .optim import OptimConfig, ScheduleConfig, build_optimizer, build_scheduler
@@ -65,6 +73,28 @@ class FinetuneResult:
     train_seconds: float = 0.0
     train_examples_per_second: float = 0.0
     skipped: list[str] = field(default_factory=list)
+
+
+# Settings a resumed run must share with the run that wrote the checkpoint (the data and the schedule).
+_RESUME_KEYS = (
+    "task", "train", "train_limit", "max_seq_length", "epochs", "batch_size", "lr", "weight_decay",
+    "warmup", "adam_eps", "max_grad_norm", "dropout", "seed", "group_by_length", "eval_steps",
+)  # fmt: skip
+
+
+def _check_resume_config(checkpoint: Path, saved: dict[str, Any], config: FinetuneConfig) -> None:
+    differ = [k for k in _RESUME_KEYS if k in saved and saved[k] != getattr(config, k)]
+    if differ:
+        details = ", ".join(f"{k} {saved[k]!r} -> {getattr(config, k)!r}" for k in differ)
+        raise BertForgeError(
+            f"cannot resume from {checkpoint}: the run was started with other settings ({details}); "
+            "resume with the same settings, or start afresh without --resume"
+        )
+
+
+def _plain(value: Any) -> Any:
+    """Metrics as JSON types (numpy scalars become numbers), so trainer_state.pt loads weights-only."""
+    return json.loads(json.dumps(value, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
 
 
 def _seed_everything(seed: int) -> None:
@@ -170,10 +200,16 @@ def finetune(config: FinetuneConfig, progress: bool = True) -> FinetuneResult:
     labels = _labels(task, config, train, dev)
     extra = task.config_extra(train, config)
     version_2 = bool(extra.get("version_2_with_negative", config.version_2 or False))
+    resume_from = None
+    if config.resume:
+        ckpt.clean_temporaries(out)  # what a killed save left behind (bertforge's own names only)
+        resume_from = ckpt.resolve_resume(config.resume, out)
     # The task's head in the checkpoint's own family: --model may be any BERT/RoBERTa/ALBERT/DistilBERT.
     model_type = checkpoint_model_type(config.model)
     model = model_class_for(model_type, task.head).from_pretrained(
-        config.model, ignore_mismatched_sizes=True, **_model_overrides(task, config, labels, model_type)
+        resume_from or config.model,
+        ignore_mismatched_sizes=True,
+        **_model_overrides(task, config, labels, model_type),
     )
     if extra:
         model.config = model.config.replace(extra={**model.config.extra, **extra})
@@ -213,14 +249,44 @@ def finetune(config: FinetuneConfig, progress: bool = True) -> FinetuneResult:
         config.to_dict(),
     )
     out.mkdir(parents=True, exist_ok=True)
+    ckpt.clean_temporaries(out)
     atomic_write_json(
         out / FINETUNE_CONFIG_FILE, {**config.to_dict(), "labels": labels, "version_2": version_2}
     )
-    metrics_log = MetricsLogger(out / METRICS_FILE)
-
     main = task.main_metric
     result = FinetuneResult(out, main, None, 0, {}, skipped=skipped)
     saved_tokenizer = False
+    # Data position and counters; a resumed run takes them from the checkpoint.
+    step, epoch, position, running, seen, train_time, elapsed_before = 0, 0, 0, [], 0, 0.0, 0.0
+    stop = False
+    if resume_from is not None:
+        state = ckpt.load_trainer_state(resume_from)
+        _check_resume_config(resume_from, state["config"], config)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        step, epoch, position = int(state["step"]), int(state["epoch"]), int(state["position"])
+        running, seen, stop = list(state["running"]), int(state["seen"]), bool(state["stop"])
+        train_time, elapsed_before = float(state["train_time"]), float(state["elapsed"])
+        result.best_value, result.best_step = state["best_value"], int(state["best_step"])
+        result.best_metrics, result.history = state["best_metrics"], list(state["history"])
+        saved_tokenizer = bool(state["saved_tokenizer"])
+        ckpt.set_rng_state(state["rng"])
+        logger.info("resumed from %s at step %d", resume_from, step)
+    metrics_log = MetricsLogger(out / METRICS_FILE, resume_step=step if resume_from is not None else None)
+
+    def save_checkpoint() -> None:
+        state = {
+            "step": step, "epoch": epoch, "position": position, "running": running, "seen": seen,
+            "stop": stop, "train_time": train_time, "elapsed": time.perf_counter() - start,
+            "best_value": result.best_value, "best_step": result.best_step,
+            "best_metrics": _plain(result.best_metrics), "history": _plain(result.history),
+            "saved_tokenizer": saved_tokenizer, "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "rng": ckpt.rng_state(), "config": config.to_dict(),
+        }  # fmt: skip
+        ckpt.save_checkpoint(
+            out, step, model=model, tokenizer=tokenizer, trainer_state=state,
+            keep_last=config.keep_checkpoints,
+        )  # fmt: skip
 
     def save() -> None:
         nonlocal saved_tokenizer
@@ -257,19 +323,17 @@ def finetune(config: FinetuneConfig, progress: bool = True) -> FinetuneResult:
         since_best = sum(1 for r in result.history if r["step"] > result.best_step)
         return since_best >= config.patience
 
-    bar = progress_bar(total_steps, enabled=progress, desc=f"finetune {config.task}")
+    bar = progress_bar(total_steps, initial=step, enabled=progress, desc=f"finetune {config.task}")
     model.train()
-    step, running, seen, train_time = 0, [], 0, 0.0
-    start = time.perf_counter()
-    stop = False
-    epoch = 0
+    start = time.perf_counter() - elapsed_before
     while step < total_steps and not stop:
         order = (
             length_grouped_batches(lengths, config.batch_size, config.seed, epoch)
             if config.group_by_length
             else random_batches(len(features), config.batch_size, config.seed, epoch)
         )
-        for indices in order:
+        for indices in order[position:]:
+            position += 1
             tick = time.perf_counter()
             batch = collate([features[i] for i in indices], tokenizer.pad_token_id)
             loss = training_step(model, batch, optimizer, scheduler, settings.dtype, config.max_grad_norm)
@@ -291,11 +355,18 @@ def finetune(config: FinetuneConfig, progress: bool = True) -> FinetuneResult:
                 stop = evaluate(step, step / steps_per_epoch, train_loss)
             if stop or step >= total_steps:
                 break
+            if config.keep_checkpoints and (
+                at_epoch_end or (config.save_steps and step % config.save_steps == 0)
+            ):
+                save_checkpoint()  # at an epoch's end, position == len(order): resumes at the next
         epoch += 1
+        position = 0
     bar.close()
     if not dev:
         save()
     metrics_log.close()
+    for done in ckpt.list_checkpoints(out):  # the run is complete: nothing left to resume
+        ckpt.remove_checkpoint(done)
     if config.plot:
         plot_metrics(read_metrics(out / METRICS_FILE), out / "metrics.png", title=f"finetune {config.task}")
     result.steps = step

@@ -67,6 +67,11 @@ class FinetuneConfig:
     version_2: bool | None = None  # QA with unanswerable questions; None: from the training data
     device: str = "cpu"
     plot: bool = True  # metrics.png of the curves (needs matplotlib)
+    # checkpoints, for --resume: out/checkpoint-NNNNNN at every epoch end (and every save_steps),
+    # the last keep_checkpoints kept (0: none), all removed once the run completes
+    resume: bool | str = False  # True: the newest complete checkpoint in out; or a checkpoint path
+    save_steps: int | None = None
+    keep_checkpoints: int = 1
 
     def __post_init__(self) -> None:
         get_task(self.task)  # an unknown task is an error naming the registered ones
@@ -75,10 +80,12 @@ class FinetuneConfig:
                 f"{argument('on_error', self.on_error)} must be one of {', '.join(ON_ERROR)}"
             )
         positive = ("batch_size", "eval_batch_size", "max_query_length", "train_limit", "dev_limit")
-        for name in (*positive, "max_seq_length", "eval_steps", "patience"):
+        for name in (*positive, "max_seq_length", "eval_steps", "patience", "save_steps"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise BertForgeError(f"{argument(name, value)} must be a positive integer")
+        if not isinstance(self.keep_checkpoints, int) or self.keep_checkpoints < 0:
+            raise BertForgeError(f"{argument('keep_checkpoints', self.keep_checkpoints)} must be 0 or more")
         if not self.epochs > 0:
             raise BertForgeError(f"{argument('epochs', self.epochs)} must be positive")
         if not self.lr > 0:

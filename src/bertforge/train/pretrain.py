@@ -8,7 +8,9 @@ follows the step schedule, or, with ``train.budget``, the fraction of the wall-c
 Exact resume: the data position (phase, epoch, global batch), optimizer, scheduler and all RNG
 states are saved with every checkpoint, and masks are a pure function of (seed, epoch, instance),
 so a run stopped at step k and resumed computes the same losses from step k on as one that never
-stopped. SIGINT/SIGTERM finish the current step, save a checkpoint and return.
+stopped. SIGINT/SIGTERM finish the current step, save a checkpoint and return. After a SIGKILL or a
+power cut, ``--resume`` takes the newest checkpoint whose manifest verifies (see
+:mod:`.checkpointing`), after removing the temporary directories of the save that was cut short.
 
 Output layout::
 
@@ -171,6 +173,9 @@ def pretrain(
         train_set.check_tokenizer(tokenizer)
         has_eval = "eval" in train_set.manifest.get("splits", {})
         eval_set: Any = TokenDataset.open(config.data.dataset, split="eval") if has_eval else []
+        if env.is_main:  # what a killed save left behind (bertforge's own temporary names only)
+            ckpt.clean_temporaries(out_dir)
+        dist_utils.barrier(env)
         resume_from = ckpt.resolve_resume(resume, out_dir)
 
         # Model: same seed on every rank (DDP also broadcasts rank 0's weights).
