@@ -31,6 +31,26 @@ from .outputs import (
 from .pretrained import PreTrainedModel, deferred_init
 
 
+def span_loss(
+    start_logits: torch.Tensor,
+    end_logits: torch.Tensor,
+    start_positions: torch.Tensor | None,
+    end_positions: torch.Tensor | None,
+) -> torch.Tensor | None:
+    """Extractive QA's loss, shared by every family: the mean of the start and end cross-entropies,
+    or None without both labels. Positions outside the window (answer truncated away) are clamped
+    to T and ignored."""
+    if start_positions is None or end_positions is None:
+        return None
+    ignored = start_logits.shape[1]
+    start = start_positions.view(-1).clamp(0, ignored)
+    end = end_positions.view(-1).clamp(0, ignored)
+    return (
+        F.cross_entropy(start_logits.float(), start, ignore_index=ignored)
+        + F.cross_entropy(end_logits.float(), end, ignore_index=ignored)
+    ) / 2
+
+
 class BertPredictionHeadTransform(nn.Module):
     """dense + activation + LayerNorm applied to hidden states before the vocabulary projection."""
 
@@ -431,16 +451,7 @@ class BertForQuestionAnswering(BertPreTrainedModel):
         start_logits, end_logits = (
             t.squeeze(-1).contiguous() for t in self.qa_outputs(out.last_hidden_state).split(1, -1)
         )
-        loss = None
-        if start_positions is not None and end_positions is not None:
-            # Positions outside the window (answer truncated away) are clamped to T and ignored.
-            ignored = start_logits.shape[1]
-            start = start_positions.view(-1).clamp(0, ignored)
-            end = end_positions.view(-1).clamp(0, ignored)
-            loss = (
-                F.cross_entropy(start_logits.float(), start, ignore_index=ignored)
-                + F.cross_entropy(end_logits.float(), end, ignore_index=ignored)
-            ) / 2
+        loss = span_loss(start_logits, end_logits, start_positions, end_positions)
         return QuestionAnsweringModelOutput(loss, start_logits, end_logits, out.hidden_states, out.attentions)
 
 

@@ -24,7 +24,7 @@ from torch import nn
 
 from ..config import ACTIVATIONS, PretrainedConfig
 from ..errors import BertForgeError
-from ..heads import BertForSequenceClassification
+from ..heads import BertForSequenceClassification, span_loss
 from ..masked_lm import IGNORE_INDEX, masked_lm_inputs, masked_positions_loss
 from ..ops import (
     Dropout,
@@ -620,16 +620,7 @@ class DistilBertForQuestionAnswering(DistilBertPreTrainedModel):
         )
         logits = self.qa_outputs(self.dropout(out.last_hidden_state))
         start_logits, end_logits = (t.squeeze(-1).contiguous() for t in logits.split(1, -1))  # two (B, T)
-        loss = None
-        if start_positions is not None and end_positions is not None:
-            # Positions outside the window (answer truncated away) are clamped to T and ignored.
-            ignored = start_logits.shape[1]
-            start = start_positions.view(-1).clamp(0, ignored)
-            end = end_positions.view(-1).clamp(0, ignored)
-            loss = (
-                F.cross_entropy(start_logits.float(), start, ignore_index=ignored)
-                + F.cross_entropy(end_logits.float(), end, ignore_index=ignored)
-            ) / 2
+        loss = span_loss(start_logits, end_logits, start_positions, end_positions)
         return QuestionAnsweringModelOutput(loss, start_logits, end_logits, out.hidden_states, out.attentions)
 
 

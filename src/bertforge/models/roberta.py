@@ -25,7 +25,7 @@ from torch import nn
 
 from ..config import ACTIVATIONS, PretrainedConfig
 from ..errors import BertForgeError
-from ..heads import BertForSequenceClassification, _classifier_dropout, _mlm_loss
+from ..heads import BertForSequenceClassification, _classifier_dropout, _mlm_loss, span_loss
 from ..masked_lm import IGNORE_INDEX, masked_lm_inputs, masked_positions_loss
 from ..model import BertModel, Dropout
 from ..outputs import (
@@ -478,16 +478,7 @@ class RobertaForQuestionAnswering(RobertaPreTrainedModel):
         start_logits, end_logits = (
             t.squeeze(-1).contiguous() for t in self.qa_outputs(out.last_hidden_state).split(1, -1)
         )
-        loss = None
-        if start_positions is not None and end_positions is not None:
-            # Positions outside the window (answer truncated away) are clamped to T and ignored.
-            ignored = start_logits.shape[1]
-            start = start_positions.view(-1).clamp(0, ignored)
-            end = end_positions.view(-1).clamp(0, ignored)
-            loss = (
-                F.cross_entropy(start_logits.float(), start, ignore_index=ignored)
-                + F.cross_entropy(end_logits.float(), end, ignore_index=ignored)
-            ) / 2
+        loss = span_loss(start_logits, end_logits, start_positions, end_positions)
         return QuestionAnsweringModelOutput(loss, start_logits, end_logits, out.hidden_states, out.attentions)
 
 
