@@ -209,11 +209,16 @@ def main() -> None:
 
     def dataset_for(kind: str) -> tuple[Any, Path]:
         if kind not in vocabularies:
-            tokenizer = train_vocabulary(kind, files, root / f"tok-{kind}")
             data = root / f"data-{kind}"
-            build_dataset(
-                files, tokenizer, data, workers=2, eval_fraction=0.03, overwrite=True, progress=False
-            )
+            if (data / "manifest.json").is_file():  # kept from an earlier run with the same --out
+                from bertforge.tokenization import load_tokenizer
+
+                tokenizer = load_tokenizer(root / f"tok-{kind}")
+            else:
+                tokenizer = train_vocabulary(kind, files, root / f"tok-{kind}")
+                build_dataset(
+                    files, tokenizer, data, workers=2, eval_fraction=0.03, overwrite=True, progress=False
+                )
             vocabularies[kind] = (tokenizer, data)
         return vocabularies[kind]
 
@@ -281,9 +286,9 @@ def main() -> None:
         )
 
     print(
-        "\n| run | preset | objective | steps | held-out MLM acc | unigram baseline | transformers max abs logit diff |"
+        "\n| run | preset | objective | steps | seconds | held-out MLM acc | unigram baseline | transformers max abs logit diff |"
     )
-    print("|---|---|---|---:|---:|---:|---:|")
+    print("|---|---|---|---:|---:|---:|---:|---:|")
     for name, preset, objective, figures, diff in rows:
         print(
             f"| {name} | {preset} | {objective} | {figures['steps']} | {figures['seconds']:.0f} | {figures['mlm_accuracy']:.1%} | "
