@@ -115,6 +115,7 @@ def test_phases_and_none_can_be_given_on_the_command_line() -> None:
         ),
         ({"optim.name": "sgd"}, "unknown optimizer 'sgd'; choose from adamw, lamb"),
         ({"train.dtype": "fp16"}, "unknown train.dtype 'fp16'; choose from auto, bf16, fp32"),
+        ({"train.parallel": "zero3"}, "unknown train.parallel 'zero3'; choose from ddp, fsdp"),
         ({"model.preset": "bert-huge"}, "unknown preset 'bert-huge'; choose from bert-tiny"),
         ({"train.budget": "two hours"}, "cannot read the duration 'two hours'"),
         ({"train.budget": "1h", "schedule.warmup": "1000"}, "with train.budget give a fraction"),

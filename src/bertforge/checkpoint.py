@@ -245,24 +245,28 @@ def save_pretrained(
     directory: str | os.PathLike[str],
     *,
     safe_serialization: bool = True,
+    state_dict: dict[str, torch.Tensor] | None = None,
 ) -> list[Path]:
     """Write ``config.json`` and ``model.safetensors`` (or ``pytorch_model.bin``) into ``directory``.
 
     Each file is written to a temporary name and renamed, so an interrupted save never leaves a
     truncated file under the real name. Tied aliases are dropped, as transformers does.
+    ``state_dict``: the weights to write instead of ``model.state_dict()`` (the full state dict
+    gathered from a sharded model, whose own state dict holds only this process's shards).
     """
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise BertForgeError(f"{directory} exists and is not a directory; choose another output path")
     directory.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    if state_dict is None:
+        state_dict = model.state_dict()
+    state = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
     for alias in model.weight_aliases:
         state.pop(alias, None)
     if getattr(model.config, "tie_word_embeddings", True):
         for tied in model.tied_weights:
             state.pop(tied, None)
 
-    config = model.config.replace(extra={**model.config.extra, "architectures": [type(model).__name__]})
     written = []
     if safe_serialization:
         weights = directory / SAFE_WEIGHTS_NAME
@@ -273,5 +277,11 @@ def save_pretrained(
         with atomic_path(weights) as tmp:
             torch.save(state, tmp)
     written.append(weights)
-    written.append(config.save_pretrained(directory))
+    written.append(save_config(model, directory))
     return written
+
+
+def save_config(model: PreTrainedModel, directory: str | os.PathLike[str]) -> Path:
+    """``config.json`` with ``architectures`` naming the model's class, as transformers writes it."""
+    config = model.config.replace(extra={**model.config.extra, "architectures": [type(model).__name__]})
+    return config.save_pretrained(directory)  # type: ignore[no-any-return]

@@ -146,9 +146,14 @@ class PreTrainedModel(nn.Module):
         return load_pretrained(cls, path, config=config, **kwargs)
 
     def save_pretrained(
-        self, directory: str | os.PathLike[str], *, safe_serialization: bool = True
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        safe_serialization: bool = True,
+        state_dict: dict[str, torch.Tensor] | None = None,
     ) -> list[Path]:
-        """Write ``config.json`` + ``model.safetensors`` (or ``pytorch_model.bin``) into ``directory``."""
+        """Write ``config.json`` + ``model.safetensors`` (or ``pytorch_model.bin``) into ``directory``;
+        ``state_dict`` replaces the module's own (e.g. a full state dict gathered from shards)."""
         from .checkpoint import save_pretrained
 
-        return save_pretrained(self, directory, safe_serialization=safe_serialization)
+        return save_pretrained(self, directory, safe_serialization=safe_serialization, state_dict=state_dict)

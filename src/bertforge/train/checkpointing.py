@@ -9,17 +9,24 @@ A checkpoint is a directory ``OUT/checkpoint-000100/`` holding two kinds of file
   numpy and torch, elapsed time (for a time budget) and the resolved config. Only plain
   containers and tensors, so it loads with ``torch.load(weights_only=True)``.
 
+A sharded checkpoint (``train.parallel = "fsdp"``) holds the model and optimizer state as
+``torch.distributed.checkpoint`` (DCP) shards in ``dcp/`` instead (``.metadata`` and one
+``__RANK_0.distcp`` per process, written by every process at once; see :mod:`.fsdp`), beside
+``config.json``, the tokenizer files and a ``trainer_state.pt`` without the optimizer. DCP reshards
+on load, so it resumes on any number of processes. It has no ``model.safetensors``: the final model
+in ``OUT/model/`` is gathered into one.
+
 Everything is first written to ``OUT/.checkpoint-000100.tmp/`` and renamed into place; a full
 disk deletes the temporary directory and leaves the previous checkpoint untouched. Only the last
 ``keep_last`` are kept.
 
 Completeness is verified, not assumed from a directory name: the last file written into the
-temporary directory is ``manifest.json`` (every other file's name, size and SHA-256; every file is
-fsynced first), and the rename follows it. Resuming takes the newest checkpoint whose manifest
-verifies and skips, with a warning, any newer one that does not (a file missing, truncated or
-altered, e.g. by a copy that stopped half-way or a disk error). A checkpoint without
-``manifest.json`` was written by a bertforge from before manifests; it is accepted, unverified, when
-it holds ``trainer_state.pt``, ``config.json`` and a weights file.
+temporary directory is ``manifest.json`` (every other file's name, size and SHA-256, the DCP shards
+included; every file is fsynced first), and the rename follows it. Resuming takes the newest
+checkpoint whose manifest verifies and skips, with a warning, any newer one that does not (a file
+missing, truncated or altered, e.g. by a copy that stopped half-way or a disk error). A checkpoint
+without ``manifest.json`` was written by a bertforge from before manifests; it is accepted,
+unverified, when it holds ``trainer_state.pt``, ``config.json`` and a weights file.
 
 A process killed while saving leaves ``.checkpoint-NNNNNN.tmp`` (or ``.NAME.old``, between the two
 renames that replace a directory, or an atomic-write ``.FILE.xxxxxxxxxxxx.tmp``): the next run in
@@ -45,6 +52,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..checkpoint import save_config
 from ..errors import BertForgeError
 from ..fileio import atomic_write_text
 
@@ -54,6 +62,8 @@ TRAINER_STATE = "trainer_state.pt"
 RESOLVED_CONFIG = "resolved_config.toml"
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
+SHARDED_STATE = "dcp"  # the DCP directory of a sharded checkpoint
+DCP_METADATA = ".metadata"  # DCP writes it last, once every process's shards are written
 _NAME = re.compile(r"checkpoint-(\d+)$")
 # bertforge's own temporary names: write_directory_atomically's and fileio.atomic_path's.
 _TEMP_DIR = re.compile(r"^\.(checkpoint-\d+|model)\.(tmp|old)$")
@@ -132,8 +142,9 @@ def write_manifest(directory: Path, **info: Any) -> None:
 def verify_checkpoint(path: str | Path) -> str | None:
     """None when the checkpoint at ``path`` is complete, else what is wrong with it.
 
-    With a manifest: every listed file present with its size and SHA-256. Without one (written
-    before manifests): ``trainer_state.pt``, ``config.json`` and a weights file present."""
+    With a manifest: every listed file present with its size and SHA-256 (a sharded checkpoint's
+    DCP shards and their index included). Without one (written before manifests):
+    ``trainer_state.pt``, ``config.json`` and a weights file present."""
     path = Path(path)
     manifest_path = path / MANIFEST
     if not manifest_path.is_file():
@@ -149,6 +160,8 @@ def verify_checkpoint(path: str | Path) -> str | None:
         return f"unreadable {MANIFEST} ({err})"
     if TRAINER_STATE not in files:
         return f"{MANIFEST} lists no {TRAINER_STATE}"
+    if manifest.get("sharded") and f"{SHARDED_STATE}/{DCP_METADATA}" not in files:
+        return f"{MANIFEST} lists no {SHARDED_STATE}/{DCP_METADATA} (the index of the DCP shards)"
     for name, expected in files.items():
         file = path / name
         if not file.is_file():
@@ -193,21 +206,50 @@ def _test_pause() -> None:
         time.sleep(float(pause))
 
 
+def temporary_directory(final: Path) -> Path:
+    """Where :func:`write_directory_atomically` builds ``final`` before renaming it."""
+    return final.parent / f".{final.name}.tmp"
+
+
+def start_temporary_directory(final: Path) -> Path:
+    """An empty :func:`temporary_directory` for ``final`` (a stale one from a killed save removed)."""
+    tmp = temporary_directory(final)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def no_space_error(final: Path) -> BertForgeError:
+    """What to tell the user when the disk filled up while ``final`` was being written."""
+    previous = latest_checkpoint(final.parent)
+    kept = f"the previous checkpoint {previous} is intact" if previous else "no earlier checkpoint exists"
+    return BertForgeError(
+        f"no space left on device while writing {final}; {kept}. Free disk space (or lower "
+        "train.keep_last) and continue with --resume"
+    )
+
+
 def write_directory_atomically(
-    final: Path, write: Callable[[Path], None], *, manifest: dict[str, Any] | None = None
+    final: Path,
+    write: Callable[[Path], None],
+    *,
+    manifest: dict[str, Any] | None = None,
+    started: bool = False,
 ) -> Path:
     """Run ``write(tmp_dir)`` and rename ``tmp_dir`` to ``final`` (replacing an older ``final``).
     With ``manifest`` (extra fields for it), ``manifest.json`` is written last, before the rename.
+    ``started``: the temporary directory already holds files other processes wrote into it (the
+    shards of a sharded checkpoint, after :func:`start_temporary_directory`); keep them.
 
     On any failure the temporary directory is removed and ``final`` is left as it was; a full
     disk becomes a :class:`BertForgeError` that says so.
     """
     final = Path(final)
-    tmp = final.parent / f".{final.name}.tmp"
+    tmp = temporary_directory(final)
     old = final.parent / f".{final.name}.old"
     try:
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+        if not started:
+            start_temporary_directory(final)
         write(tmp)
         if manifest is not None:
             write_manifest(tmp, **manifest)
@@ -220,16 +262,7 @@ def write_directory_atomically(
     except OSError as err:
         shutil.rmtree(tmp, ignore_errors=True)
         if err.errno == errno.ENOSPC:
-            previous = latest_checkpoint(final.parent)
-            kept = (
-                f"the previous checkpoint {previous} is intact"
-                if previous
-                else "no earlier checkpoint exists"
-            )
-            raise BertForgeError(
-                f"no space left on device while writing {final}; {kept}. Free disk space (or lower "
-                "train.keep_last) and continue with --resume"
-            ) from err
+            raise no_space_error(final) from err
         raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -239,9 +272,25 @@ def write_directory_atomically(
     return final
 
 
-def save_model_files(directory: Path, model: Any, tokenizer: Any, config_text: str | None = None) -> None:
-    """config.json + model.safetensors + tokenizer files (+ the run's resolved config)."""
-    model.save_pretrained(directory)
+def save_model_files(
+    directory: Path,
+    model: Any,
+    tokenizer: Any,
+    config_text: str | None = None,
+    *,
+    state_dict: dict[str, torch.Tensor] | None = None,
+    weights: bool = True,
+) -> None:
+    """config.json + model.safetensors + tokenizer files (+ the run's resolved config).
+
+    ``state_dict``: the weights to write, when not the module's own (gathered from shards);
+    ``weights=False``: no weights file (a sharded checkpoint keeps them in its DCP shards)."""
+    if not weights:
+        save_config(model, directory)
+    elif state_dict is not None:
+        model.save_pretrained(directory, state_dict=state_dict)
+    else:
+        model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     if config_text is not None:
         atomic_write_text(directory / RESOLVED_CONFIG, config_text)
@@ -256,17 +305,24 @@ def save_checkpoint(
     trainer_state: dict[str, Any],
     config_text: str | None = None,
     keep_last: int = 2,
+    sharded: bool = False,
 ) -> Path:
-    """Write ``OUT/checkpoint-{step:06d}`` atomically, then delete all but the newest ``keep_last``."""
+    """Write ``OUT/checkpoint-{step:06d}`` atomically, then delete all but the newest ``keep_last``.
+
+    ``sharded``: every process has already written the model and optimizer shards into the
+    temporary directory's ``dcp/`` (see :func:`.fsdp.save_sharded_checkpoint`); this adds the
+    config, tokenizer and trainer state, the manifest over all of it, and renames."""
     output_dir = Path(output_dir)
 
     def write(tmp: Path) -> None:
-        save_model_files(tmp, model, tokenizer, config_text)
+        save_model_files(tmp, model, tokenizer, config_text, weights=not sharded)
         _test_pause()
         torch.save(trainer_state, tmp / TRAINER_STATE)
         _test_pause()
 
-    path = write_directory_atomically(output_dir / checkpoint_name(step), write, manifest={"step": step})
+    manifest: dict[str, Any] = {"step": step, "sharded": True} if sharded else {"step": step}
+    final = output_dir / checkpoint_name(step)
+    path = write_directory_atomically(final, write, manifest=manifest, started=sharded)
     for stale in list_checkpoints(output_dir)[:-keep_last]:
         remove_checkpoint(stale)
     log.info("saved %s", path)
@@ -281,6 +337,11 @@ def remove_checkpoint(path: Path) -> None:
     shutil.rmtree(doomed, ignore_errors=True)
     os.replace(path, doomed)
     shutil.rmtree(doomed, ignore_errors=True)
+
+
+def is_sharded(checkpoint: str | Path) -> bool:
+    """Whether ``checkpoint`` keeps its model and optimizer state in DCP shards (an FSDP run's)."""
+    return (Path(checkpoint) / SHARDED_STATE).is_dir()
 
 
 def load_trainer_state(checkpoint: str | Path) -> dict[str, Any]:

@@ -175,6 +175,11 @@ class DistillationLoss(nn.Module):
             loss, mlm_loss, None, count, distill_ce_loss=ce_loss, distill_cos_loss=cos_loss
         )
 
+    def evaluation_loss(self, **batch: torch.Tensor) -> PreTrainingLossOutput:
+        """The student's own pretraining loss and accuracy, what evaluation reports (FSDP gathers
+        the weights around it as around forward)."""
+        return self.model.pretraining_loss(**batch)  # type: ignore[no-any-return, operator]
+
 
 # ------------------------------------------------------------------------ student initialisation
 # BERT layer parameter (module path inside a BertLayer) -> DistilBERT's (inside a TransformerBlock).

@@ -6,7 +6,8 @@ everything here degrades to a single process and no collective is ever called.
 
 The equivalence the trainer keeps: micro-batch ``i`` of a global step goes to rank ``i``, and DDP
 averages gradients across ranks, so N processes with ``grad_accum=a`` compute the same update as
-one process with ``grad_accum=N*a`` (each loss is a per-micro-batch mean).
+one process with ``grad_accum=N*a`` (each loss is a per-micro-batch mean). :func:`wrap` is DDP;
+the sharded alternative (FSDP2, ``train.parallel = "fsdp"``) lives in :mod:`.fsdp`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -82,10 +85,24 @@ def wrap(module: nn.Module, env: DistEnv) -> nn.Module:
 
 
 def no_sync(module: nn.Module, sync: bool) -> contextlib.AbstractContextManager[None]:
-    """Skip DDP's gradient all-reduce on all but the last micro-batch of an accumulation."""
-    if sync or not hasattr(module, "no_sync"):
+    """Skip the gradient reduction on all but the last micro-batch of an accumulation: DDP's
+    all-reduce, FSDP's reduce-scatter (whose unsharded gradients then accumulate meanwhile)."""
+    if sync:
         return contextlib.nullcontext()
-    return module.no_sync()  # type: ignore[no-any-return, operator]
+    if hasattr(module, "no_sync"):
+        return module.no_sync()  # type: ignore[no-any-return, operator]
+    if hasattr(module, "set_requires_gradient_sync"):  # an FSDP2 module
+        return _no_gradient_sync(module)
+    return contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def _no_gradient_sync(module: Any) -> Iterator[None]:
+    module.set_requires_gradient_sync(False)
+    try:
+        yield
+    finally:
+        module.set_requires_gradient_sync(True)
 
 
 def all_reduce_sum(tensor: torch.Tensor, env: DistEnv) -> torch.Tensor:

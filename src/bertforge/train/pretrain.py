@@ -11,6 +11,13 @@ so a run stopped at step k and resumed computes the same losses from step k on a
 stopped. SIGINT/SIGTERM finish the current step, save a checkpoint and return. After a SIGKILL or a
 power cut, ``--resume`` takes the newest checkpoint whose manifest verifies (see
 :mod:`.checkpointing`), after removing the temporary directories of the save that was cut short.
+A run may resume on another number of processes when it keeps the sequences per optimizer step
+(``batch_size`` x processes x ``grad_accum``): 2 processes x accumulation 1 continue as 1 process
+x accumulation 2, on the same data.
+
+``train.parallel = "fsdp"`` shards the model, gradients and optimizer state across the processes
+(FSDP2, :mod:`.fsdp`) instead of replicating them (DDP); its checkpoints hold DCP shards instead of
+``model.safetensors`` and ``trainer_state.pt``'s optimizer, and resume on any number of processes.
 
 Output layout::
 
@@ -77,7 +84,8 @@ class PretrainingModel(Protocol):
 
 
 class _LossModule(nn.Module):
-    """``forward`` = ``pretraining_loss``, so DDP's forward hooks (gradient sync) run around it."""
+    """``forward`` = ``pretraining_loss``, so DDP's forward hooks (gradient sync) and FSDP's
+    (gathering the weights) run around it."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
@@ -86,13 +94,25 @@ class _LossModule(nn.Module):
     def forward(self, **batch: torch.Tensor) -> Any:
         return self.model.pretraining_loss(**batch, accuracy=False)  # type: ignore[operator]
 
+    def evaluation_loss(self, **batch: torch.Tensor) -> Any:
+        """The evaluation score (with accuracy); FSDP gathers the weights around it as around forward."""
+        return self.model.pretraining_loss(**batch)  # type: ignore[operator]
+
 
 # ----------------------------------------------------------------------------------- evaluation
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, batches: list[dict[str, torch.Tensor]], device: torch.device, bf16: bool
+    model: nn.Module,
+    batches: list[dict[str, torch.Tensor]],
+    device: torch.device,
+    bf16: bool,
+    loss: Callable[..., PreTrainingLossOutput] | None = None,
 ) -> dict:
-    """MLM loss (token-weighted), perplexity, MLM accuracy and NSP/SOP loss and accuracy."""
+    """MLM loss (token-weighted), perplexity, MLM accuracy and NSP/SOP loss and accuracy.
+
+    ``loss`` scores a batch (default ``model.pretraining_loss``); a sharded run passes its root
+    module's ``evaluation_loss``, which gathers the weights (every process then evaluates)."""
+    score: Any = loss or model.pretraining_loss
     was_training = model.training
     model.eval()
     totals = torch.zeros(
@@ -102,7 +122,7 @@ def evaluate(
     for batch in batches:
         batch = {k: v.to(device) for k, v in batch.items()}
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            out = model.pretraining_loss(**batch)  # type: ignore[operator]
+            out = score(**batch)
         totals[0] += out.mlm_loss.double().cpu() * out.mlm_count.cpu()
         totals[1] += out.mlm_correct.cpu()
         totals[2] += out.mlm_count.cpu()
@@ -167,6 +187,7 @@ def pretrain(
     env = dist_utils.setup(config.train.device)
     out_dir = Path(config.output_dir)
     train_cfg = config.train
+    sharded = train_cfg.parallel == "fsdp" and env.distributed  # one process has nothing to shard
     try:
         tokenizer = load_tokenizer(tokenizer_path(config))
         train_set = TokenDataset.open(config.data.dataset, split="train")
@@ -177,6 +198,11 @@ def pretrain(
             ckpt.clean_temporaries(out_dir)
         dist_utils.barrier(env)
         resume_from = ckpt.resolve_resume(resume, out_dir)
+        if resume_from is not None and sharded and not ckpt.is_sharded(resume_from):
+            raise BertForgeError(
+                f"checkpoint {resume_from} holds a whole (unsharded) optimizer state, written with "
+                'train.parallel "ddp"; resume it with --train.parallel ddp'
+            )
 
         # Model: same seed on every rank (DDP also broadcasts rank 0's weights).
         torch.manual_seed(train_cfg.seed)
@@ -197,8 +223,12 @@ def pretrain(
                 f"data.objective {config.data.objective!r} needs a sentence head, which the "
                 f"{model_type} family does not pretrain with; use --data.objective mlm"
             )
-        if resume_from is not None:
-            model: Any = model_cls.from_pretrained(resume_from)
+        if resume_from is not None and ckpt.is_sharded(resume_from):
+            # The weights are in the DCP shards, loaded into the wrapped model (_Trainer.load_state).
+            model: Any = model_cls(model_cls.config_class.from_pretrained(resume_from))
+            ckpt.check_resume_vocabulary(resume_from, train_set, model.config.vocab_size)
+        elif resume_from is not None:
+            model = model_cls.from_pretrained(resume_from)
             ckpt.check_resume_vocabulary(resume_from, train_set, model.config.vocab_size)
         elif config.model.init_from is not None:
             model = model_cls.from_pretrained(config.model.init_from, **config.model.overrides())
@@ -224,7 +254,7 @@ def pretrain(
             config, env, model, tokenizer, train_set, eval_set, bf16, progress, on_step, loss_module
         )
         if resume_from is not None:
-            trainer.load_state(ckpt.load_trainer_state(resume_from))
+            trainer.load_state(ckpt.load_trainer_state(resume_from), resume_from)
             log.info("resumed from %s at step %d", resume_from, trainer.step)
         return trainer.run()
     finally:
@@ -267,8 +297,18 @@ class _Trainer:
         self.cfg = config.train
         self.out_dir = Path(config.output_dir)
         self.config_text = dump_toml(config)
-        self.ddp_model = dist_utils.wrap(loss_module or _LossModule(model), env)
-        self.optimizer = build_optimizer(model, config.optim)
+        # "fsdp" writes sharded (DCP) checkpoints on any number of processes; it shards the model
+        # only when there are several.
+        self.sharded_checkpoints = self.cfg.parallel == "fsdp"
+        self.sharded = self.sharded_checkpoints and env.distributed
+        root = loss_module or _LossModule(model)
+        if self.sharded:
+            from . import fsdp
+
+            self.loss_module = fsdp.shard(root, model, env, bf16)
+        else:
+            self.loss_module = dist_utils.wrap(root, env)
+        self.optimizer = build_optimizer(model, config.optim)  # after sharding: it holds the shards
         self.budget = self.cfg.budget_seconds
         # Data position and counters (all saved in trainer_state.pt).
         self.step, self.phase, self.epoch, self.position = 0, 0, 0, 0
@@ -319,31 +359,34 @@ class _Trainer:
 
     # ----------------------------------------------------------------------------- state
     def state_dict(self, elapsed: float) -> dict[str, Any]:
-        return {
+        per_batch = self._batch_size(self.phase) * self.env.world_size
+        state = {
             "step": self.step,
             "phase": self.phase,
             "epoch": self.epoch,
-            "position": self.position,
-            "instances_per_batch": self._batch_size(self.phase) * self.env.world_size,
+            "position": self.position,  # in global micro-batches of instances_per_batch
+            "instances_per_batch": per_batch,
+            "instances_per_step": per_batch * self.cfg.grad_accum,
             "elapsed": elapsed,
-            "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "rng": ckpt.rng_state(),
             "config": self.config.to_dict(),
         }
+        if not self.sharded_checkpoints:  # else it is in the DCP shards, with the model
+            state["optimizer"] = self.optimizer.state_dict()
+        return state
 
-    def load_state(self, state: dict[str, Any]) -> None:
+    def load_state(self, state: dict[str, Any], checkpoint: Path) -> None:
         self.step, self.phase = int(state["step"]), int(state["phase"])
-        self.epoch, self.position = int(state["epoch"]), int(state["position"])
-        per_batch = self._batch_size(self.phase) * self.env.world_size
-        if state["instances_per_batch"] != per_batch:
-            raise BertForgeError(
-                f"the checkpoint was written with {state['instances_per_batch']} sequences per global "
-                f"micro-batch, this run has {per_batch} (batch_size x processes); resume with the same "
-                "train.batch_size and number of processes"
-            )
+        self.epoch = int(state["epoch"])
+        self.position = self._resumed_position(state)
         self.elapsed_before = float(state["elapsed"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        if ckpt.is_sharded(checkpoint):
+            from . import fsdp
+
+            fsdp.load_sharded_state(checkpoint / ckpt.SHARDED_STATE, self.model, self.optimizer, self.env)
+        else:
+            self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state["scheduler"] is not None:
             self.scheduler.load_state_dict(state["scheduler"])
         if self.phase:
@@ -351,7 +394,44 @@ class _Trainer:
         self.resumed_step = self.step
         ckpt.set_rng_state(state["rng"])
 
+    def _resumed_position(self, state: dict[str, Any]) -> int:
+        """The checkpoint's data position in this run's global micro-batches. Another number of
+        processes is fine when the sequences per optimizer step are the same: the steps then
+        see the same sequences, cut into micro-batches differently."""
+        saved_per_batch = int(state["instances_per_batch"])
+        saved_accum = int(state["config"]["train"]["grad_accum"])  # checkpoints before instances_per_step
+        saved_per_step = int(state.get("instances_per_step", saved_per_batch * saved_accum))
+        per_batch = self._batch_size(self.phase) * self.env.world_size
+        per_step = per_batch * self.cfg.grad_accum
+        if saved_per_step != per_step:
+            fix = (
+                f"e.g. --train.grad_accum {saved_per_step // per_batch}"
+                if saved_per_step % per_batch == 0
+                else "change train.batch_size or train.grad_accum"
+            )
+            raise BertForgeError(
+                f"the checkpoint was written with {saved_per_step} sequences per optimizer step, this "
+                f"run has {per_step} (batch_size {self._batch_size(self.phase)} x {self.env.world_size} "
+                f"processes x grad_accum {self.cfg.grad_accum}); keep the product to resume: {fix}"
+            )
+        sequences = int(state["position"]) * saved_per_batch
+        if sequences % per_batch:
+            raise BertForgeError(
+                f"the checkpoint stopped {sequences} sequences into epoch {state['epoch']}, not a whole "
+                f"number of this run's micro-batches of {per_batch} (batch_size x processes); resume "
+                f"with batch_size x processes = {saved_per_batch}"
+            )
+        return sequences // per_batch
+
     def save(self, elapsed: float) -> Path | None:
+        if self.sharded_checkpoints:  # every process writes its shards
+            from . import fsdp
+
+            return fsdp.save_sharded_checkpoint(
+                self.out_dir, self.step, env=self.env, model=self.model, optimizer=self.optimizer,
+                tokenizer=self.tokenizer, trainer_state=self.state_dict(elapsed),
+                config_text=self.config_text, keep_last=self.cfg.keep_last,
+            )  # fmt: skip
         path = None
         if self.env.is_main:
             path = ckpt.save_checkpoint(
@@ -375,10 +455,10 @@ class _Trainer:
         for i in range(accum):
             batch = {k: v.to(self.env.device, non_blocking=True) for k, v in cursor.next().items()}
             with (
-                dist_utils.no_sync(self.ddp_model, sync=i == accum - 1),
+                dist_utils.no_sync(self.loss_module, sync=i == accum - 1),
                 torch.autocast(self.env.device.type, dtype=torch.bfloat16, enabled=self.bf16),
             ):
-                out = self.ddp_model(**batch)
+                out = self.loss_module(**batch)
                 (out.loss / accum).backward()
             stats[0] += out.loss.detach().float() / accum
             stats[1] += out.mlm_loss.detach().float() / accum
@@ -502,11 +582,8 @@ class _Trainer:
             last_checkpoint = self.save(elapsed) if self.step > 0 else last_checkpoint
             model_dir = self.out_dir / MODEL_DIR
             plot_path = None
-            if env.is_main and stopped != "signal":
-                ckpt.write_directory_atomically(
-                    model_dir,
-                    lambda tmp: ckpt.save_model_files(tmp, self.model, self.tokenizer, self.config_text),
-                )
+            if stopped != "signal":
+                self._export(model_dir)
             if env.is_main:
                 metrics.close()
                 plot_path = plot_metrics(
@@ -527,13 +604,36 @@ class _Trainer:
             rank=env.rank,
         )
 
+    def _export(self, model_dir: Path) -> None:
+        """The final model and tokenizer in the Hugging Face layout, written by rank 0 (a sharded
+        model is first gathered whole on rank 0's CPU: every process takes part)."""
+        full = None
+        if self.sharded:
+            from . import fsdp
+
+            full = fsdp.full_state_dict(self.model)
+        if self.env.is_main:
+            ckpt.write_directory_atomically(
+                model_dir,
+                lambda tmp: ckpt.save_model_files(
+                    tmp, self.model, self.tokenizer, self.config_text, state_dict=full
+                ),
+            )
+
     def _evaluate(self, metrics: MetricsLogger) -> dict[str, float]:
         result: dict[str, float] = {}
-        if self.env.is_main:
+        # Sharded weights are gathered for every forward: all processes evaluate (the same batches).
+        if self.env.is_main or self.sharded:
             batches = self._eval_batches(self.phase)
             if batches:
-                result = evaluate(self.model, batches, self.env.device, self.bf16)
-                metrics.log({"event": "eval", "step": self.step, "epoch": self.epoch, **result})
-                log.info("step %d eval: %s", self.step, ", ".join(f"{k} {v:.4f}" for k, v in result.items()))
+                loss = None
+                if self.sharded:
+                    from .fsdp import EVALUATION_METHOD
+
+                    loss = getattr(self.loss_module, EVALUATION_METHOD)
+                result = evaluate(self.model, batches, self.env.device, self.bf16, loss)
+        if self.env.is_main and result:
+            metrics.log({"event": "eval", "step": self.step, "epoch": self.epoch, **result})
+            log.info("step %d eval: %s", self.step, ", ".join(f"{k} {v:.4f}" for k, v in result.items()))
         dist_utils.barrier(self.env)
         return result

@@ -34,6 +34,7 @@ from .optim import OptimConfig, ScheduleConfig
 
 DTYPES = ("auto", "bf16", "fp32")
 DEVICES = ("auto", "cpu", "cuda")
+PARALLEL = ("ddp", "fsdp")
 OBJECTIVES = ("mlm+nsp", "mlm+sop", "mlm")
 
 
@@ -248,6 +249,9 @@ class TrainSection:
     seed: int = 0
     dtype: str = "auto"  # "bf16" | "fp32" | "auto" (bf16 on CUDA with bf16 and on CPUs with AMX)
     device: str = "auto"  # "auto" | "cpu" | "cuda"
+    # How processes under torchrun share the work: "ddp" replicates the model, "fsdp" shards
+    # parameters, gradients and optimizer state (FSDP2) and writes sharded (DCP) checkpoints.
+    parallel: str = "ddp"
     eval_every: int = 0  # steps between evaluations; 0 = only at the end
     eval_batches: int = 10
     save_every: int = 0  # steps between checkpoints; 0 = only at the end (and on a signal)
@@ -274,6 +278,10 @@ class TrainSection:
             raise BertForgeError(f"unknown train.dtype {self.dtype!r}; choose from {', '.join(DTYPES)}")
         if self.device not in DEVICES:
             raise BertForgeError(f"unknown train.device {self.device!r}; choose from {', '.join(DEVICES)}")
+        if self.parallel not in PARALLEL:
+            raise BertForgeError(
+                f"unknown train.parallel {self.parallel!r}; choose from {', '.join(PARALLEL)}"
+            )
         if self.budget is not None:
             parse_duration(self.budget)
         if self.phases:
