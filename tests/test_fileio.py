@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from bertforge.errors import BertForgeError
 from bertforge.fileio import atomic_open, atomic_path, atomic_write_json, atomic_write_text
 
 
@@ -44,3 +45,11 @@ def test_atomic_path_renames_only_on_success_and_creates_parent_directories(tmp_
 def test_only_write_modes_are_accepted(tmp_path):
     with pytest.raises(ValueError, match="'a'"), atomic_open(tmp_path / "x", "a"):
         pass
+
+
+def test_writing_over_a_directory_is_an_error_naming_it_and_leaves_it_alone(tmp_path):
+    target = tmp_path / "out"
+    target.mkdir()
+    with pytest.raises(BertForgeError, match=f"{target} is a directory; pass a file path"):
+        atomic_write_text(target, "x")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"] and not any(target.iterdir())

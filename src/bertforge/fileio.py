@@ -15,12 +15,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from .errors import BertForgeError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary sibling path for a writer that wants a file name (safetensors, numpy);
     rename it over ``path`` if the block succeeds, delete it if not."""
     path = Path(path)
+    if path.is_dir():  # else the rename fails naming the temporary file, not the user's path
+        raise BertForgeError(f"{path} is a directory; pass a file path to write to")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp_name = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
     # os.open with 0o666 lets the umask decide the final permissions, as for any new file
