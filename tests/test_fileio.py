@@ -7,7 +7,7 @@ import os
 import pytest
 
 from bertforge.errors import BertForgeError
-from bertforge.fileio import atomic_open, atomic_path, atomic_write_json, atomic_write_text
+from bertforge.fileio import atomic_open, atomic_path, atomic_write_json, atomic_write_text, read_text_file
 
 
 def current_umask() -> int:
@@ -53,3 +53,16 @@ def test_writing_over_a_directory_is_an_error_naming_it_and_leaves_it_alone(tmp_
     with pytest.raises(BertForgeError, match=f"{target} is a directory; pass a file path"):
         atomic_write_text(target, "x")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"] and not any(target.iterdir())
+
+
+def test_read_text_file_names_the_file_that_is_missing_a_directory_or_not_utf8(tmp_path):
+    with pytest.raises(BertForgeError, match=f"recipe {tmp_path / 'nope.toml'} not found; see recipes/"):
+        read_text_file(tmp_path / "nope.toml", "recipe", "see recipes/")
+    with pytest.raises(BertForgeError, match=f"recipe {tmp_path} is a directory"):
+        read_text_file(tmp_path, "recipe")
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes(b"\xef\xbb\xbfcaf\xe9\n")  # a byte-order mark, then Latin-1
+    with pytest.raises(BertForgeError, match=r"input file .*latin.txt is not UTF-8 text \(.* at byte 6\)"):
+        read_text_file(latin, "input file")
+    latin.write_bytes(b"\xef\xbb\xbfcafe\n")
+    assert read_text_file(latin) == "cafe\n"

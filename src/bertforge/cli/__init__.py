@@ -232,17 +232,14 @@ def cmd_embed(args: argparse.Namespace) -> None:
     import torch
 
     from ..embed import Embedder
-    from ..fileio import atomic_open
+    from ..fileio import atomic_open, read_text_file
 
     if args.input == "-":
         texts = sys.stdin.read().splitlines()
     else:
-        source = Path(args.input)
-        if not source.is_file():
-            raise BertForgeError(
-                f"input file {source} not found; pass a text file with one text per line, or - for stdin"
-            )
-        texts = source.read_text(encoding="utf-8").splitlines()
+        texts = read_text_file(
+            args.input, "input file", "pass a text file with one text per line, or - for stdin"
+        ).splitlines()
     output = Path(args.output) if args.output else None
     fmt = args.format or (
         output.suffix.lstrip(".") if output and output.suffix in (".npy", ".jsonl") else "jsonl"
