@@ -68,13 +68,19 @@ def compute_metrics(
     return get_task(task).metrics(examples, predictions)
 
 
-def check_labelled(task: str, examples: Sequence[Any], path: str | os.PathLike[str]) -> None:
-    """Evaluation needs gold labels: refuse a file without them, naming the first unlabelled row."""
+def check_labelled(
+    task: str,
+    examples: Sequence[Any],
+    path: str | os.PathLike[str],
+    fix: str = "evaluate needs a labelled file",
+) -> None:
+    """Evaluation and training need gold labels: refuse a file without them, naming the first
+    unlabelled row; ``fix`` says what the reader of the message should do."""
     definition = get_task(task)
     for example in examples:
         if not definition.is_labelled(example):
             where = getattr(example, "line", None) or getattr(example, "id", "?")
-            raise BertForgeError(f"{path}:{where}: example has no gold label; evaluate needs a labelled file")
+            raise BertForgeError(f"{path}:{where}: example has no gold label; {fix}")
 
 
 def check_known_labels(

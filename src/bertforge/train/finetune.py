@@ -184,15 +184,20 @@ def finetune(config: FinetuneConfig, progress: bool = True) -> FinetuneResult:
         "label_column": config.label_column,
         "on_error": config.on_error,
     }
+    # A table read without labels usually has them under a column name the readers do not guess.
+    unlabelled = (
+        "fine-tuning needs labelled files (for a table, name its label column with "
+        f"{argument('label_column')})"
+    )
     train, skipped = read_examples(config.task, config.train, **read_options)
     dev: list[Any] = []
     if config.dev is not None:
         dev, dev_skipped = read_examples(config.task, config.dev, **read_options)
         skipped += dev_skipped
-        check_labelled(config.task, dev, config.dev)
+        check_labelled(config.task, dev, config.dev, unlabelled)
     train = train[: config.train_limit] if config.train_limit else train
     dev = dev[: config.dev_limit] if config.dev_limit else dev
-    check_labelled(config.task, train, config.train)
+    check_labelled(config.task, train, config.train, unlabelled)
     for message in skipped:
         logger.warning("skipped %s", message)
 
