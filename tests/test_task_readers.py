@@ -196,6 +196,16 @@ def test_regression_label_that_is_not_a_number_is_malformed(tmp_path):
     assert "'n/a' is not a number" in result.skipped[0]
 
 
+def test_regression_label_nan_or_inf_is_malformed(tmp_path):
+    path = write(tmp_path, "d.tsv", "sentence\tscore\na\t4.5\nb\tnan\nc\t-inf\n")
+    result = read_text_examples(path, regression=True, on_error="skip")
+    assert [e.label for e in result.examples] == [4.5]
+    assert result.skipped == [
+        f"{path}:3: regression label 'nan' is not a finite number",
+        f"{path}:4: regression label '-inf' is not a finite number",
+    ]
+
+
 def test_unknown_on_error_and_format_are_rejected(tmp_path):
     path = write(tmp_path, "d.tsv", "sentence\tlabel\na\t1\n")
     with pytest.raises(BertForgeError, match="unknown on_error 'ignore'"):
