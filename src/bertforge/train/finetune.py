@@ -106,8 +106,14 @@ def _seed_everything(seed: int) -> None:
 def _labels(
     task: TaskDefinition, config: FinetuneConfig, train: list[Any], dev: list[Any]
 ) -> list[str] | None:
-    """The label set from the training data; a dev label outside it is an error naming the row."""
+    """The label set from the training data; a dev label outside it is an error naming the row, and
+    a single label (nothing to tell apart: often the wrong column) is an error too."""
     labels = task.label_set(train)
+    if labels is not None and len(labels) == 1:
+        raise BertForgeError(
+            f"every training example in {config.train} has the label {labels[0]!r}; {task.name} needs "
+            "at least two labels to learn from: check the file (and which column holds the labels)"
+        )
     if labels is not None:
         check_known_labels(
             task.name,
