@@ -71,14 +71,18 @@ class InferenceSettings:
         return settings
 
 
+def position_limit(config: Any) -> int:
+    """The longest input a model config allows (RoBERTa's table is 2 longer than that)."""
+    # transformers' configs (benchmarks compare against them) have no max_sequence_length.
+    return int(getattr(config, "max_sequence_length", config.max_position_embeddings))
+
+
 def fit_to_model(
     settings: InferenceSettings | None, model: Any, task: str = "classification"
 ) -> InferenceSettings:
     """The settings (defaults when None) with windows no longer than the model's position table."""
     settings = settings or InferenceSettings.for_checkpoint(None, task)
-    # transformers' models (benchmarks compare against them) have no max_sequence_length.
-    config = model.config
-    limit = int(getattr(config, "max_sequence_length", config.max_position_embeddings))
+    limit = position_limit(model.config)
     if settings.max_length > limit:
         settings = dataclasses.replace(settings, max_length=limit)
         if get_task(task).stride_setting == "doc_stride":  # question + context windows

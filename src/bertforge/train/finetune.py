@@ -33,7 +33,7 @@ import logging
 import math
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,13 @@ import torch
 from ..auto import checkpoint_model_type, config_class_for, forward_kwargs, model_class_for
 from ..errors import BertForgeError
 from ..fileio import atomic_write_json
-from ..pipelines.common import FINETUNE_CONFIG_FILE, InferenceSettings, autocast, load_tokenizer
+from ..pipelines.common import (
+    FINETUNE_CONFIG_FILE,
+    InferenceSettings,
+    autocast,
+    load_tokenizer,
+    position_limit,
+)
 from ..pipelines.evaluation import check_known_labels, check_labelled, evaluate_examples, read_examples
 from ..tasks.arguments import argument
 from ..tasks.preprocess_batches import collate, feature_length, length_grouped_batches, random_batches
@@ -126,6 +132,33 @@ def _labels(
     return labels
 
 
+def _checkpoint_family(path: str) -> str:
+    """The model_type of the checkpoint directory ``path`` (``--model``)."""
+    if not Path(path).is_dir():
+        problem = "is a file, not a checkpoint directory" if Path(path).exists() else "does not exist"
+        raise BertForgeError(
+            f"{argument('model', path)} {problem}; pass a directory holding config.json, the weights "
+            "and the tokenizer"
+        )
+    return checkpoint_model_type(path)
+
+
+def _fit_to_positions(config: FinetuneConfig, model_config: Any, explicit: bool) -> FinetuneConfig:
+    """``config`` with a max_seq_length the model's position table holds: a length asked for that
+    is longer is an error; the task's default is cut to the table (a short-position model)."""
+    limit = position_limit(model_config)
+    assert config.max_seq_length is not None
+    if config.max_seq_length <= limit:
+        return config
+    if explicit:
+        raise BertForgeError(
+            f"{argument('max_seq_length', config.max_seq_length)} is longer than the {limit} positions "
+            f"of {config.model}; pass {argument('max_seq_length', limit)} or less"
+        )
+    logger.info("max_seq_length: the model has %d positions; using %d", limit, limit)
+    return replace(config, max_seq_length=limit)
+
+
 # Config fields that hold dropout, by family (BERT/RoBERTa/ALBERT; DistilBERT).
 _DROPOUT_FIELDS = ("hidden_dropout_prob", "attention_probs_dropout_prob", "dropout", "attention_dropout")
 
@@ -175,6 +208,7 @@ def finetune(config: FinetuneConfig, progress: bool = True) -> FinetuneResult:
         from .seeds import finetune_seeds
 
         return finetune_seeds(config, progress=progress).best  # type: ignore[no-any-return]
+    explicit_length = config.max_seq_length is not None
     config = config.resolved()
     task = get_task(config.task)
     assert config.max_seq_length is not None
@@ -184,6 +218,11 @@ def finetune(config: FinetuneConfig, progress: bool = True) -> FinetuneResult:
         raise BertForgeError(
             f"{argument('out', str(out))} is a file; pass a directory for the fine-tuned checkpoint"
         )
+    # The checkpoint first, so that a wrong --model is reported as such (not as its tokenizer), and
+    # every setting that must fit it is checked before anything is read or written.
+    model_type = _checkpoint_family(config.model)
+    model_config = config_class_for(model_type).from_pretrained(config.model)
+    config = _fit_to_positions(config, model_config, explicit_length)
     read_options: dict[str, Any] = {
         "text_column": config.text_column,
         "pair_column": config.pair_column,
@@ -216,7 +255,6 @@ def finetune(config: FinetuneConfig, progress: bool = True) -> FinetuneResult:
         ckpt.clean_temporaries(out)  # what a killed save left behind (bertforge's own names only)
         resume_from = ckpt.resolve_resume(config.resume, out)
     # The task's head in the checkpoint's own family: --model may be any BERT/RoBERTa/ALBERT/DistilBERT.
-    model_type = checkpoint_model_type(config.model)
     model = model_class_for(model_type, task.head).from_pretrained(
         resume_from or config.model,
         ignore_mismatched_sizes=True,
