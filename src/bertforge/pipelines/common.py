@@ -18,6 +18,7 @@ import torch
 
 from ..auto import checkpoint_head_kind, checkpoint_model_type, forward_kwargs, model_class_for
 from ..errors import BertForgeError
+from ..tasks.arguments import argument
 from ..tasks.preprocess import Feature
 from ..tasks.preprocess_batches import collate, feature_length, sorted_batches
 from ..tasks.registry import get_task, task_for_head, task_names
@@ -75,6 +76,22 @@ def position_limit(config: Any) -> int:
     """The longest input a model config allows (RoBERTa's table is 2 longer than that)."""
     # transformers' configs (benchmarks compare against them) have no max_sequence_length.
     return int(getattr(config, "max_sequence_length", config.max_position_embeddings))
+
+
+def torch_device(name: str, setting: str = "device") -> torch.device:
+    """``name`` as a torch device, or an error naming ``setting`` when torch has no such device here."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise BertForgeError(
+            f"{argument(setting, name)} is not a torch device; pass cpu, or cuda (cuda:N) on a GPU machine"
+        ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise BertForgeError(
+            f"{argument(setting, name)}: no CUDA GPU is visible to this torch build; "
+            f"pass {argument(setting, 'cpu')}"
+        )
+    return device
 
 
 def fit_to_model(

@@ -182,7 +182,7 @@ class ModelService:
 def load_service(checkpoint: str | os.PathLike[str], settings: ServeSettings) -> ModelService:
     """Load a checkpoint (any family; torch or an ONNX export) and its runners."""
     from ..pipelines import InferenceSettings, detect_task
-    from ..pipelines.common import load_tokenizer
+    from ..pipelines.common import load_tokenizer, torch_device
 
     path = Path(checkpoint)
     if not (path / "config.json").is_file():
@@ -197,8 +197,9 @@ def load_service(checkpoint: str | os.PathLike[str], settings: ServeSettings) ->
         model = _load_onnx(path)
         task = detect_task(path) if kind in TASK_HEADS else None
     else:
+        device = torch_device(settings.device)
         model, task = _load_torch(path, kind)
-        model.to(settings.device).eval()
+        model.to(device).eval()
     tokenizer = load_tokenizer(path)
     embedder = Embedder(
         model, tokenizer, batch_size=settings.batch_size, dtype=dtype, **embedding_settings(path)

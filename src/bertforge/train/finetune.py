@@ -49,6 +49,7 @@ from ..pipelines.common import (
     autocast,
     load_tokenizer,
     position_limit,
+    torch_device,
 )
 from ..pipelines.evaluation import check_known_labels, check_labelled, evaluate_examples, read_examples
 from ..tasks.arguments import argument
@@ -218,6 +219,7 @@ def finetune(config: FinetuneConfig, progress: bool = True) -> FinetuneResult:
         raise BertForgeError(
             f"{argument('out', str(out))} is a file; pass a directory for the fine-tuned checkpoint"
         )
+    device = torch_device(config.device)
     # The checkpoint first, so that a wrong --model is reported as such (not as its tokenizer), and
     # every setting that must fit it is checked before anything is read or written.
     model_type = _checkpoint_family(config.model)
@@ -262,7 +264,7 @@ def finetune(config: FinetuneConfig, progress: bool = True) -> FinetuneResult:
     )
     if extra:
         model.config = model.config.replace(extra={**model.config.extra, **extra})
-    model.to(config.device)
+    model.to(device)
     label2id = model.config.label2id if labels is not None else None
     features = task.encode(train, tokenizer, label2id, config)
     if not features:
