@@ -211,10 +211,11 @@ def cmd_info(args: argparse.Namespace) -> None:
 # ---------------------------------------------------------------------------------- fill-mask
 def cmd_fill_mask(args: argparse.Namespace) -> None:
     from ..pipelines import fill_mask, load_masked_lm
-    from ..pipelines.common import load_tokenizer
+    from ..pipelines.common import check_vocabulary, load_tokenizer
 
     model = load_masked_lm(args.checkpoint)  # first: an unsupported family is the error to show
     tokenizer = load_tokenizer(args.tokenizer or args.checkpoint)
+    check_vocabulary(tokenizer, model.config, args.tokenizer or args.checkpoint)
     predictions = fill_mask(model, tokenizer, args.text, top_k=args.top_k)
     if args.json:
         print(json.dumps([[vars(p) for p in mask] for mask in predictions], ensure_ascii=False))

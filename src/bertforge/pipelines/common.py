@@ -78,6 +78,17 @@ def position_limit(config: Any) -> int:
     return int(getattr(config, "max_sequence_length", config.max_position_embeddings))
 
 
+def check_vocabulary(tokenizer: Any, config: Any, tokenizer_path: str | os.PathLike[str]) -> None:
+    """Refuse a tokenizer with more tokens than the model has embedding rows: its extra ids would
+    fail the embedding lookup in the middle of a run, on the first text that holds one."""
+    rows, tokens = int(config.vocab_size), len(tokenizer)
+    if tokens > rows:
+        raise BertForgeError(
+            f"the tokenizer in {tokenizer_path} has {tokens} tokens but the model has {rows} embedding "
+            "rows (vocab_size in config.json); use the tokenizer the model was trained with"
+        )
+
+
 def torch_device(name: str, setting: str = "device") -> torch.device:
     """``name`` as a torch device, or an error naming ``setting`` when torch has no such device here."""
     try:

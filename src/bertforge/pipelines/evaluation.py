@@ -129,7 +129,7 @@ def run_on_file(
     the checkpoint's ``finetune_config.json``. ``labelled=False`` only predicts. The model is the
     task's head of the checkpoint's family, the tokenizer the family's (:func:`.common.load_tokenizer`).
     """
-    from .common import detect_task, load_task_model, load_tokenizer
+    from .common import check_vocabulary, detect_task, load_task_model, load_tokenizer
 
     task = task or detect_task(checkpoint)
     examples, skipped = read_examples(task, path, **(reader_options or {}))
@@ -140,6 +140,7 @@ def run_on_file(
     if labelled:
         check_known_labels(task, examples, model.config.label2id, path)
     tokenizer = load_tokenizer(Path(tokenizer_path or checkpoint))
+    check_vocabulary(tokenizer, model.config, tokenizer_path or checkpoint)
     inference = InferenceSettings.for_checkpoint(checkpoint, task, **settings)
     predictions = predict_examples(task, model, tokenizer, examples, inference)
     metrics = compute_metrics(task, examples, predictions) if labelled else None

@@ -47,6 +47,7 @@ from ..pipelines.common import (
     FINETUNE_CONFIG_FILE,
     InferenceSettings,
     autocast,
+    check_vocabulary,
     load_tokenizer,
     position_limit,
     torch_device,
@@ -249,6 +250,7 @@ def finetune(config: FinetuneConfig, progress: bool = True) -> FinetuneResult:
         logger.warning("skipped %s", message)
 
     tokenizer = load_tokenizer(config.tokenizer or config.model)
+    check_vocabulary(tokenizer, model_config, config.tokenizer or config.model)
     labels = _labels(task, config, train, dev)
     extra = task.config_extra(train, config)
     version_2 = bool(extra.get("version_2_with_negative", config.version_2 or False))
