@@ -487,6 +487,14 @@ def test_qa_duplicate_ids_and_empty_file(tmp_path):
         read_qa_examples(write(tmp_path, "e.json", ""))
 
 
+def test_json_without_data_or_questions_is_not_squad(tmp_path):
+    path = write(tmp_path, "d.json", json.dumps({"version": "v2.0", "articles": []}, indent=2))
+    with pytest.raises(
+        BertForgeError, match=f"{path} is not SQuAD JSON: it has no \"data\" list .*'articles'"
+    ):
+        read_qa_examples(path)
+
+
 # ----------------------------------------------------------------------------------- multiple choice
 def test_swag_csv(tmp_path):
     text = (
