@@ -330,6 +330,14 @@ def test_cluener_span_that_misses_its_entity_names_both_strings(tmp_path):
         read_tagged_examples(path)
 
 
+def test_cluener_span_past_the_end_of_the_text_says_so(tmp_path):
+    path = write(tmp_path, "bad.json", json.dumps({"text": "john", "label": {"PER": {"john": [[0, 9]]}}}))
+    with pytest.raises(
+        BertForgeError, match=rf"{path}:1: PER span \[0, 9\] of 'john' is outside the text's 4"
+    ):
+        read_tagged_examples(path)
+
+
 def test_cluener_nested_entity_keeps_the_outer_one(tmp_path):
     record = {
         "text": "《招商银行年报》",
