@@ -220,12 +220,6 @@ def finetune(config: FinetuneConfig, progress: bool = True) -> FinetuneResult:
         raise BertForgeError(
             f"{argument('out', str(out))} is a file; pass a directory for the fine-tuned checkpoint"
         )
-    device = torch_device(config.device)
-    # The checkpoint first, so that a wrong --model is reported as such (not as its tokenizer), and
-    # every setting that must fit it is checked before anything is read or written.
-    model_type = _checkpoint_family(config.model)
-    model_config = config_class_for(model_type).from_pretrained(config.model)
-    config = _fit_to_positions(config, model_config, explicit_length)
     read_options: dict[str, Any] = {
         "text_column": config.text_column,
         "pair_column": config.pair_column,
@@ -249,6 +243,12 @@ def finetune(config: FinetuneConfig, progress: bool = True) -> FinetuneResult:
     for message in skipped:
         logger.warning("skipped %s", message)
 
+    device = torch_device(config.device)
+    # The checkpoint before its tokenizer, so that a wrong --model is reported as such, and every
+    # setting that must fit it is checked before any weights are loaded or anything is written.
+    model_type = _checkpoint_family(config.model)
+    model_config = config_class_for(model_type).from_pretrained(config.model)
+    config = _fit_to_positions(config, model_config, explicit_length)
     tokenizer = load_tokenizer(config.tokenizer or config.model)
     check_vocabulary(tokenizer, model_config, config.tokenizer or config.model)
     labels = _labels(task, config, train, dev)
