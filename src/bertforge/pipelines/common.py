@@ -102,6 +102,11 @@ def torch_device(name: str, setting: str = "device") -> torch.device:
             f"{argument(setting, name)}: no CUDA GPU is visible to this torch build; "
             f"pass {argument(setting, 'cpu')}"
         )
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise BertForgeError(
+            f"{argument(setting, name)}: this machine has {torch.cuda.device_count()} GPU(s), "
+            f"numbered from 0; pass {argument(setting, 'cuda:0')}"
+        )
     return device
 
 
