@@ -33,12 +33,17 @@ def training_files(files: str | os.PathLike[str] | Iterable[str | os.PathLike[st
 
 
 def training_lines(paths: Iterable[Path]) -> Iterator[str]:
-    """The lines of ``paths`` in order, each with its line end."""
+    """The lines of ``paths`` in order, each with its line end; files holding only whitespace are
+    an error naming them once the last line is read (the trainers would only say "no text")."""
+    paths = list(paths)
+    any_text = False
     for path in paths:
         opener = gzip.open if path.suffix == ".gz" else open
         try:
             with opener(path, "rt", encoding="utf-8") as handle:
-                yield from handle
+                for line in handle:
+                    any_text = any_text or not line.isspace()
+                    yield line
         except UnicodeDecodeError as err:
             raise BertForgeError(
                 f"training file {path} is not UTF-8 text ({err.reason}); convert it to UTF-8 "
@@ -48,3 +53,6 @@ def training_lines(paths: Iterable[Path]) -> Iterator[str]:
             raise BertForgeError(
                 f"training file {path} is not a valid gzip file ({err}); re-compress it or drop the .gz"
             ) from None
+    if not any_text:
+        names = ", ".join(str(path) for path in paths)
+        raise BertForgeError(f"the training files ({names}) hold no text; pass non-empty UTF-8 text files")
