@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BertForgeError
-from .common import EXIT_USAGE, Parser, positive_int
+from .common import EXIT_USAGE, Parser, output_file, positive_int
 from .export import add_export_command
 from .pretrain import add_data_commands, add_pretrain_command
 from .serve import add_serve_command
@@ -370,7 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("checkpoint")
     p.add_argument("--input", default="-", help="text file, one text per line (default: stdin)")
-    p.add_argument("--output", help="output file, .npy or .jsonl (default: JSONL on stdout)")
+    p.add_argument(
+        "--output", type=output_file, help="output file, .npy or .jsonl (default: JSONL on stdout)"
+    )
     p.add_argument(
         "--format", choices=("npy", "jsonl"), help="output format (default: from --output's suffix)"
     )
