@@ -198,11 +198,11 @@ def pretrain(
                 f"{model_type} family does not pretrain with; use --data.objective mlm"
             )
         if resume_from is not None:
+            ckpt.check_resume_vocabulary(resume_from, train_set)
             model: Any = model_cls.from_pretrained(resume_from)
-            ckpt.check_resume_vocabulary(resume_from, train_set, model.config.vocab_size)
         elif config.model.init_from is not None:
+            ckpt.check_resume_vocabulary(config.model.init_from, train_set, start="start from")
             model = model_cls.from_pretrained(config.model.init_from, **config.model.overrides())
-            ckpt.check_resume_vocabulary(config.model.init_from, train_set, model.config.vocab_size)
         else:
             model_config = config.model.model_config(train_set.vocab_size, tokenizer.pad_token_id)
             model = model_cls(model_config)
