@@ -648,8 +648,8 @@ def dataset_words(
 def load_entity_lexicon(path: str | Path, tokenizer: Any) -> dict[int, list[tuple[int, ...]]]:
     """ERNIE's entity lexicon: one entity per line (blank lines and ``#`` comments skipped),
     tokenised with ``tokenizer``; indexed by first token id, longest entity first."""
-    lines = read_text_file(path, "entity lexicon", "pass --data.entity_lexicon a file of one entity per line")
-    lines = lines.splitlines()
+    text = read_text_file(path, "entity lexicon", "pass --data.entity_lexicon a file of one entity per line")
+    lines = text.splitlines()
     names = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
     index: dict[int, list[tuple[int, ...]]] = {}
     for entity in dict.fromkeys(_encode_words(tokenizer, names)):

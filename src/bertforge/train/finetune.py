@@ -249,6 +249,7 @@ def finetune(config: FinetuneConfig, progress: bool = True) -> FinetuneResult:
     model_type = _checkpoint_family(config.model)
     model_config = config_class_for(model_type).from_pretrained(config.model)
     config = _fit_to_positions(config, model_config, explicit_length)
+    assert config.max_seq_length is not None
     tokenizer = load_tokenizer(config.tokenizer or config.model)
     check_vocabulary(tokenizer, model_config, config.tokenizer or config.model)
     labels = _labels(task, config, train, dev)
