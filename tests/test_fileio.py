@@ -6,7 +6,8 @@ import os
 
 import pytest
 
-from bertforge.fileio import atomic_open, atomic_path, atomic_write_json, atomic_write_text
+from bertforge.errors import BertForgeError
+from bertforge.fileio import atomic_open, atomic_path, atomic_write_json, atomic_write_text, read_text_file
 
 
 def current_umask() -> int:
@@ -44,3 +45,24 @@ def test_atomic_path_renames_only_on_success_and_creates_parent_directories(tmp_
 def test_only_write_modes_are_accepted(tmp_path):
     with pytest.raises(ValueError, match="'a'"), atomic_open(tmp_path / "x", "a"):
         pass
+
+
+def test_writing_over_a_directory_is_an_error_naming_it_and_leaves_it_alone(tmp_path):
+    target = tmp_path / "out"
+    target.mkdir()
+    with pytest.raises(BertForgeError, match=f"{target} is a directory; pass a file path"):
+        atomic_write_text(target, "x")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"] and not any(target.iterdir())
+
+
+def test_read_text_file_names_the_file_that_is_missing_a_directory_or_not_utf8(tmp_path):
+    with pytest.raises(BertForgeError, match=f"recipe {tmp_path / 'nope.toml'} not found; see recipes/"):
+        read_text_file(tmp_path / "nope.toml", "recipe", "see recipes/")
+    with pytest.raises(BertForgeError, match=f"recipe {tmp_path} is a directory"):
+        read_text_file(tmp_path, "recipe")
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes(b"\xef\xbb\xbfcaf\xe9\n")  # a byte-order mark, then Latin-1
+    with pytest.raises(BertForgeError, match=r"input file .*latin.txt is not UTF-8 text \(.* at byte 6\)"):
+        read_text_file(latin, "input file")
+    latin.write_bytes(b"\xef\xbb\xbfcafe\n")
+    assert read_text_file(latin) == "cafe\n"

@@ -201,6 +201,23 @@ def test_bf16_autocast_trains_and_saves_float32_weights(data: Path, tmp_path: Pa
     assert load_file(tmp_path / "out" / "model.safetensors")["classifier.weight"].dtype == torch.float32
 
 
+def test_default_max_seq_length_is_cut_to_a_model_with_fewer_positions(tmp_path: Path) -> None:
+    # The tiny checkpoint has 64 positions, the classification default is 128: texts of ~160
+    # tokens used to crash the first forward pass.
+    long = " ".join(["the movie was good"] * 40)
+    train = tmp_path / "long.tsv"
+    train.write_text("sentence\tlabel\n" + f"{long}\t1\nbad\t0\n" * 2, encoding="utf-8")
+    config = FinetuneConfig(
+        task="classification", model=str(workspace() / "tiny"), train=str(train), out=str(tmp_path / "out"),
+        epochs=1, batch_size=4, plot=False,
+    )  # fmt: skip
+    result = finetune(config, progress=False)
+    assert result.steps == 1
+    assert json.loads((tmp_path / "out" / "finetune_config.json").read_text())["max_seq_length"] == 64
+    with pytest.raises(BertForgeError, match="max_seq_length=100 is longer than the 64 positions"):
+        finetune(FinetuneConfig(**{**config.to_dict(), "max_seq_length": 100}), progress=False)
+
+
 def test_config_rejects_unknown_task_and_bad_values() -> None:
     with pytest.raises(BertForgeError, match="unknown task 'sentiment'"):
         FinetuneConfig(task="sentiment", model="m", train="t", out="o")

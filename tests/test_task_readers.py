@@ -196,6 +196,16 @@ def test_regression_label_that_is_not_a_number_is_malformed(tmp_path):
     assert "'n/a' is not a number" in result.skipped[0]
 
 
+def test_regression_label_nan_or_inf_is_malformed(tmp_path):
+    path = write(tmp_path, "d.tsv", "sentence\tscore\na\t4.5\nb\tnan\nc\t-inf\n")
+    result = read_text_examples(path, regression=True, on_error="skip")
+    assert [e.label for e in result.examples] == [4.5]
+    assert result.skipped == [
+        f"{path}:3: regression label 'nan' is not a finite number",
+        f"{path}:4: regression label '-inf' is not a finite number",
+    ]
+
+
 def test_unknown_on_error_and_format_are_rejected(tmp_path):
     path = write(tmp_path, "d.tsv", "sentence\tlabel\na\t1\n")
     with pytest.raises(BertForgeError, match="unknown on_error 'ignore'"):
@@ -316,6 +326,14 @@ def test_cluener_span_that_misses_its_entity_names_both_strings(tmp_path):
     path = write(tmp_path, "bad.json", json.dumps(record, ensure_ascii=False) + "\n")
     with pytest.raises(
         BertForgeError, match=rf"{path}:1: name span \[1, 3\] is '老桂认' in the text, not '叶老桂'"
+    ):
+        read_tagged_examples(path)
+
+
+def test_cluener_span_past_the_end_of_the_text_says_so(tmp_path):
+    path = write(tmp_path, "bad.json", json.dumps({"text": "john", "label": {"PER": {"john": [[0, 9]]}}}))
+    with pytest.raises(
+        BertForgeError, match=rf"{path}:1: PER span \[0, 9\] of 'john' is outside the text's 4"
     ):
         read_tagged_examples(path)
 
@@ -475,6 +493,14 @@ def test_qa_duplicate_ids_and_empty_file(tmp_path):
         read_qa_examples(write(tmp_path, "d.json", squad([{"context": "a b", "qas": qas}])))
     with pytest.raises(BertForgeError, match="empty"):
         read_qa_examples(write(tmp_path, "e.json", ""))
+
+
+def test_json_without_data_or_questions_is_not_squad(tmp_path):
+    path = write(tmp_path, "d.json", json.dumps({"version": "v2.0", "articles": []}, indent=2))
+    with pytest.raises(
+        BertForgeError, match=f"{path} is not SQuAD JSON: it has no \"data\" list .*'articles'"
+    ):
+        read_qa_examples(path)
 
 
 # ----------------------------------------------------------------------------------- multiple choice

@@ -175,6 +175,17 @@ def load_pretrained(
     return model
 
 
+def _prefix_holding(missing: list[str], state: dict[str, torch.Tensor], prefix: str) -> str | None:
+    """The name the checkpoint keeps the missing weights under instead (``bert`` for a BERT's
+    weights behind a config.json that says roberta), or None when they are simply absent."""
+    wanted = {key.removeprefix(f"{prefix}.") for key in missing}
+    for key in state:
+        head, _, rest = key.partition(".")
+        if rest in wanted and head != prefix:
+            return head
+    return None
+
+
 def load_state_dict_into(
     model: PreTrainedModel,
     state: dict[str, torch.Tensor],
@@ -218,10 +229,16 @@ def load_state_dict_into(
     if missing_encoder:
         shown = ", ".join(f"{k} {tuple(expected[k].shape)}" for k in missing_encoder[:5])
         more = f" and {len(missing_encoder) - 5} more" if len(missing_encoder) > 5 else ""
-        raise BertForgeError(
-            f"checkpoint {source} lacks encoder weight(s) {shown}{more}; it is not a complete "
-            f"{model.config.model_type} checkpoint or was saved with a different num_hidden_layers"
+        model_type = model.config.model_type
+        elsewhere = _prefix_holding(missing_encoder, state, model.base_model_prefix)
+        why = (
+            f"its encoder weights are named '{elsewhere}.*', not '{model.base_model_prefix}.*': "
+            f"config.json's model_type '{model_type}' is likely wrong for these weights"
+            if elsewhere is not None
+            else f"it is not a complete {model_type} checkpoint or was saved with a different "
+            "num_hidden_layers"
         )
+        raise BertForgeError(f"checkpoint {source} lacks encoder weight(s) {shown}{more}; {why}")
     unexpected = [k for k in state if k not in expected]
     loadable = {k: v for k, v in state.items() if k in expected}
     # Initialise the modules that own absent weights first; loading then overwrites whatever the

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from .errors import BertForgeError
-from .fileio import atomic_write_json
+from .fileio import atomic_write_json, read_text_file
 
 CONFIG_NAME = "config.json"
 
@@ -139,7 +139,11 @@ class PretrainedConfig:
 
     @classmethod
     def from_json_file(cls: type[ConfigT], path: str | os.PathLike[str]) -> ConfigT:
-        return cls.from_dict(read_config_json(path))
+        data = read_config_json(path)
+        try:
+            return cls.from_dict(data)
+        except BertForgeError as err:  # an impossible value: say which file holds it
+            raise BertForgeError(f"{path}: {err}") from None
 
     def to_json_file(self, path: str | os.PathLike[str]) -> None:
         atomic_write_json(path, self.to_dict())
@@ -182,12 +186,7 @@ def config_path(path: str | os.PathLike[str]) -> Path:
 def read_config_json(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The JSON object of a config file, or a :class:`BertForgeError` saying what is wrong with it."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise BertForgeError(
-            f"config file {path} not found; a checkpoint directory needs a config.json"
-        ) from None
+    text = read_text_file(path, "config file", "a checkpoint directory needs a config.json")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:

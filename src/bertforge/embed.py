@@ -110,12 +110,13 @@ class Embedder:
             kinds = [m.get("type", "") for m in json.loads(modules.read_text(encoding="utf-8"))]
             settings["normalize"] = any(k.endswith("Normalize") for k in kinds)
         settings.update(overrides)
-        from .auto import AutoModel
+        from .auto import AutoConfig, AutoModel
         from .export.runtime import OnnxModel, is_onnx_export
-        from .pipelines.common import load_tokenizer
+        from .pipelines.common import check_vocabulary, load_tokenizer
 
-        model = OnnxModel.from_pretrained(path) if is_onnx_export(path) else AutoModel.from_pretrained(path)
         tokenizer = load_tokenizer(path)
+        check_vocabulary(tokenizer, AutoConfig.from_pretrained(path), path)  # before loading warns
+        model = OnnxModel.from_pretrained(path) if is_onnx_export(path) else AutoModel.from_pretrained(path)
         return cls(model, tokenizer, **settings)  # type: ignore[arg-type]
 
     @torch.inference_mode()

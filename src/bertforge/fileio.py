@@ -3,10 +3,15 @@
 Every file bertforge writes (weights, config.json, vocab.txt, embeddings) goes through these
 helpers: the bytes land in a temporary file in the same directory, are flushed to disk, and only
 then renamed over the target, which POSIX guarantees to be atomic.
+
+Files a user names for bertforge to read (a recipe, a list of texts) go through
+:func:`read_text_file`, so a missing file, a directory or a file that is not UTF-8 is an error
+naming that file, not a bare ``UnicodeDecodeError`` that says nothing of which file it was.
 """
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import json
 import os
@@ -15,12 +20,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from .errors import BertForgeError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary sibling path for a writer that wants a file name (safetensors, numpy);
     rename it over ``path`` if the block succeeds, delete it if not."""
     path = Path(path)
+    if path.is_dir():  # else the rename fails naming the temporary file, not the user's path
+        raise BertForgeError(f"{path} is a directory; pass a file path to write to")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp_name = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
     # os.open with 0o666 lets the umask decide the final permissions, as for any new file
@@ -60,3 +69,22 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
+
+
+def read_text_file(path: str | os.PathLike[str], what: str = "file", hint: str = "check the path") -> str:
+    """The text of a UTF-8 file a user named (a byte-order mark dropped). A missing file, a
+    directory or bytes that are not UTF-8 raise a :class:`BertForgeError` naming the file as
+    ``what`` (``"recipe"``, ``"input file"``); ``hint`` is the fix offered when it is missing."""
+    path = Path(path)
+    if path.is_dir():
+        raise BertForgeError(f"{what} {path} is a directory; pass a file")
+    if not path.is_file():
+        raise BertForgeError(f"{what} {path} not found; {hint}")
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        with open(path, "rb") as handle:  # the decoder counts from after a byte-order mark
+            offset = err.start + (3 if handle.read(3) == codecs.BOM_UTF8 else 0)
+        raise BertForgeError(
+            f"{what} {path} is not UTF-8 text ({err.reason} at byte {offset}); convert it to UTF-8"
+        ) from None

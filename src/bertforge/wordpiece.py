@@ -14,7 +14,6 @@ characters, picks the alphabet with a stable tie-break, and hands the trainer th
 
 from __future__ import annotations
 
-import gzip
 import logging
 import unicodedata
 from collections import Counter
@@ -25,17 +24,10 @@ from tokenizers import Tokenizer, normalizers, pre_tokenizers, trainers
 from tokenizers.models import WordPiece
 
 from .errors import BertForgeError
+from .tokenization.training_files import training_files, training_lines
 from .tokenization.wordpiece import TRAIN_SPECIAL_TOKENS, BertTokenizer
 
 logger = logging.getLogger(__name__)
-
-
-def corpus_lines(paths: list[Path]) -> Iterator[str]:
-    """Lines of UTF-8 text files, ``.gz`` read compressed."""
-    for path in paths:
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rt", encoding="utf-8") as handle:
-            yield from handle
 
 
 def _alphabet(texts: Iterable[str], normalizer: normalizers.Normalizer, limit: int) -> list[str]:
@@ -78,7 +70,7 @@ class _Reiterable:
         self.paths = paths
 
     def __iter__(self) -> Iterator[str]:
-        return corpus_lines(self.paths)
+        return training_lines(self.paths)
 
 
 def train_wordpiece_from_files(
@@ -87,13 +79,7 @@ def train_wordpiece_from_files(
     **options: object,
 ) -> BertTokenizer:
     """:func:`train_wordpiece` over the lines of ``files`` (checked to exist first; read twice)."""
-    paths = [Path(files)] if isinstance(files, (str, Path)) else [Path(f) for f in files]
-    if not paths:
-        raise BertForgeError("no training files given; pass a text file or a list of them")
-    for path in paths:
-        if not path.is_file():
-            raise BertForgeError(f"training file {path} not found; pass existing UTF-8 text files")
-    return train_wordpiece(_Reiterable(paths), vocab_size, **options)  # type: ignore[arg-type]
+    return train_wordpiece(_Reiterable(training_files(files)), vocab_size, **options)  # type: ignore[arg-type]
 
 
 def train_wordpiece(

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BertForgeError
-from .common import EXIT_USAGE, Parser, positive_int
+from .common import EXIT_USAGE, Parser, output_file, positive_int
 from .export import add_export_command
 from .pretrain import add_data_commands, add_pretrain_command
 from .serve import add_serve_command
@@ -211,10 +211,11 @@ def cmd_info(args: argparse.Namespace) -> None:
 # ---------------------------------------------------------------------------------- fill-mask
 def cmd_fill_mask(args: argparse.Namespace) -> None:
     from ..pipelines import fill_mask, load_masked_lm
-    from ..pipelines.common import load_tokenizer
+    from ..pipelines.common import check_vocabulary, load_tokenizer
 
     model = load_masked_lm(args.checkpoint)  # first: an unsupported family is the error to show
     tokenizer = load_tokenizer(args.tokenizer or args.checkpoint)
+    check_vocabulary(tokenizer, model.config, args.tokenizer or args.checkpoint)
     predictions = fill_mask(model, tokenizer, args.text, top_k=args.top_k)
     if args.json:
         print(json.dumps([[vars(p) for p in mask] for mask in predictions], ensure_ascii=False))
@@ -232,17 +233,14 @@ def cmd_embed(args: argparse.Namespace) -> None:
     import torch
 
     from ..embed import Embedder
-    from ..fileio import atomic_open
+    from ..fileio import atomic_open, read_text_file
 
     if args.input == "-":
         texts = sys.stdin.read().splitlines()
     else:
-        source = Path(args.input)
-        if not source.is_file():
-            raise BertForgeError(
-                f"input file {source} not found; pass a text file with one text per line, or - for stdin"
-            )
-        texts = source.read_text(encoding="utf-8").splitlines()
+        texts = read_text_file(
+            args.input, "input file", "pass a text file with one text per line, or - for stdin"
+        ).splitlines()
     output = Path(args.output) if args.output else None
     fmt = args.format or (
         output.suffix.lstrip(".") if output and output.suffix in (".npy", ".jsonl") else "jsonl"
@@ -372,7 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("checkpoint")
     p.add_argument("--input", default="-", help="text file, one text per line (default: stdin)")
-    p.add_argument("--output", help="output file, .npy or .jsonl (default: JSONL on stdout)")
+    p.add_argument(
+        "--output", type=output_file, help="output file, .npy or .jsonl (default: JSONL on stdout)"
+    )
     p.add_argument(
         "--format", choices=("npy", "jsonl"), help="output format (default: from --output's suffix)"
     )

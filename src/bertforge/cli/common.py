@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import NoReturn
 
 EXIT_USAGE = 2
@@ -25,6 +26,14 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
+
+
+def output_file(text: str) -> str:
+    """A file to write (``--output``), refused at once when it is a directory: the command would
+    otherwise do all its work before finding out that it cannot save it."""
+    if Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a directory; pass a file path")
+    return text
 
 
 def seed_list(text: str) -> list[int]:

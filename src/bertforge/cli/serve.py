@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from ..errors import BertForgeError
+from ..tasks.arguments import cli_arguments, flags_of
 from .common import positive_int
 
 
@@ -48,7 +49,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
         import torch
 
         torch.set_num_threads(args.threads)
-    app = create_app(args.checkpoint, settings)  # load errors print one line, before any socket opens
+    with cli_arguments(args.cli_flags):  # messages name --flags, not ServeSettings fields
+        app = create_app(args.checkpoint, settings)  # load errors print one line, before any socket opens
     service = app.state.service
     routes = ", ".join(["/embed", "/v1/embeddings", *("/" + r for r in service.routes if r != "embed")])
     print(f"serving {service.name} ({service.model_type}, task {service.task or 'none'}) on "
@@ -120,4 +122,4 @@ def add_serve_command(sub: Any) -> None:
         "--graceful-timeout", type=_non_negative_float, default=None,
         help="on SIGTERM, seconds to let queued requests finish (default: wait for all)",
     )  # fmt: skip
-    p.set_defaults(func=cmd_serve)
+    p.set_defaults(func=cmd_serve, cli_flags=flags_of(p))

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..tasks.arguments import cli_arguments, flags_of
 from ..tasks.registry import task_names
-from .common import positive_int, seed_list
+from .common import output_file, positive_int, seed_list
 
 # ----------------------------------------------------------------- finetune, evaluate, predict
 
@@ -241,7 +241,11 @@ def add_task_commands(sub: Any) -> None:
         p.add_argument("file", help="task file in the format finetune reads")
         p.add_argument("--task", choices=choices, help="default: from the checkpoint's config.json")
         _add_reader_arguments(p)
-        p.add_argument("--output", help="also write the metrics JSON" if name == "evaluate" else "JSONL file")
+        p.add_argument(
+            "--output",
+            type=output_file,
+            help="also write the metrics JSON" if name == "evaluate" else "JSONL file",
+        )
         p.add_argument("--max-length", type=positive_int, help="window length (default: as fine-tuned)")
         p.add_argument("--stride", type=int, help="tokens shared by windows (default: as fine-tuned)")
         p.add_argument("--batch-size", type=positive_int)

@@ -291,6 +291,7 @@ class Corpus:
 
     def raw_documents(self) -> Iterator[RawDocument]:
         self.stats = stats = CorpusStats()
+        empty: list[Path] = []  # reported at the end: a corpus with no text at all is one error
         for path in self.files:
             lines = iter_lines(path, self.errors, stats)
             fmt = self.format
@@ -305,10 +306,12 @@ class Corpus:
                 stats.documents += 1
                 yield document
             if stats.documents == before:
-                logger.warning("%s holds no text; skipped", path)
+                empty.append(path)
         if stats.documents == 0:
             names = ", ".join(str(p) for p in self.files[:3]) + (", ..." if len(self.files) > 3 else "")
             raise BertForgeError(f"the corpus ({names}) holds no text; pass files with some text in them")
+        for path in empty:
+            logger.warning("%s holds no text; skipped", path)
 
     def _parse(self, fmt: str, lines: Iterable[str], path: Path) -> Iterator[RawDocument]:
         if fmt == "jsonl":

@@ -64,6 +64,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import BertForgeError
+from ..fileio import read_text_file
 
 STRATEGIES = ("token", "whole-word", "span", "ngram", "phrase", "entity")
 CORRECTION_STRATEGIES = ("whole-word", "ngram")  # MacBERT: whole words and n-grams of them
@@ -556,11 +557,8 @@ def load_similar_words(path: str | Path, tokenizer: Any) -> dict[tuple[int, ...]
     separated by spaces or tabs) or a JSON object ``{word: [sim, ...]}``. Words are tokenised with
     ``tokenizer``; only similar words with as many tokens as the word are kept (a replacement must
     fill the same positions), so a word may end up with none."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise BertForgeError(f"cannot read the similar-word file {path}: {err}") from None
+    hint = "pass --data.similar_words a word<TAB>similar words file, or drop it to use similar_from"
+    text = read_text_file(path, "similar-word file", hint)
     pairs: list[tuple[str, list[str]]] = []
     if text.lstrip().startswith("{"):
         try:
@@ -650,11 +648,8 @@ def dataset_words(
 def load_entity_lexicon(path: str | Path, tokenizer: Any) -> dict[int, list[tuple[int, ...]]]:
     """ERNIE's entity lexicon: one entity per line (blank lines and ``#`` comments skipped),
     tokenised with ``tokenizer``; indexed by first token id, longest entity first."""
-    path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as err:
-        raise BertForgeError(f"cannot read the entity lexicon {path}: {err}") from None
+    text = read_text_file(path, "entity lexicon", "pass --data.entity_lexicon a file of one entity per line")
+    lines = text.splitlines()
     names = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
     index: dict[int, list[tuple[int, ...]]] = {}
     for entity in dict.fromkeys(_encode_words(tokenizer, names)):

@@ -18,6 +18,7 @@ import torch
 
 from ..auto import checkpoint_head_kind, checkpoint_model_type, forward_kwargs, model_class_for
 from ..errors import BertForgeError
+from ..tasks.arguments import argument
 from ..tasks.preprocess import Feature
 from ..tasks.preprocess_batches import collate, feature_length, sorted_batches
 from ..tasks.registry import get_task, task_for_head, task_names
@@ -71,14 +72,50 @@ class InferenceSettings:
         return settings
 
 
+def position_limit(config: Any) -> int:
+    """The longest input a model config allows (RoBERTa's table is 2 longer than that)."""
+    # transformers' configs (benchmarks compare against them) have no max_sequence_length.
+    return int(getattr(config, "max_sequence_length", config.max_position_embeddings))
+
+
+def check_vocabulary(tokenizer: Any, config: Any, tokenizer_path: str | os.PathLike[str]) -> None:
+    """Refuse a tokenizer with more tokens than the model has embedding rows: its extra ids would
+    fail the embedding lookup in the middle of a run, on the first text that holds one."""
+    rows, tokens = int(config.vocab_size), len(tokenizer)
+    if tokens > rows:
+        raise BertForgeError(
+            f"the tokenizer in {tokenizer_path} has {tokens} tokens but the model has {rows} embedding "
+            "rows (vocab_size in config.json); use the tokenizer the model was trained with"
+        )
+
+
+def torch_device(name: str, setting: str = "device") -> torch.device:
+    """``name`` as a torch device, or an error naming ``setting`` when torch has no such device here."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise BertForgeError(
+            f"{argument(setting, name)} is not a torch device; pass cpu, or cuda (cuda:N) on a GPU machine"
+        ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise BertForgeError(
+            f"{argument(setting, name)}: no CUDA GPU is visible to this torch build; "
+            f"pass {argument(setting, 'cpu')}"
+        )
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise BertForgeError(
+            f"{argument(setting, name)}: this machine has {torch.cuda.device_count()} GPU(s), "
+            f"numbered from 0; pass {argument(setting, 'cuda:0')}"
+        )
+    return device
+
+
 def fit_to_model(
     settings: InferenceSettings | None, model: Any, task: str = "classification"
 ) -> InferenceSettings:
     """The settings (defaults when None) with windows no longer than the model's position table."""
     settings = settings or InferenceSettings.for_checkpoint(None, task)
-    # transformers' models (benchmarks compare against them) have no max_sequence_length.
-    config = model.config
-    limit = int(getattr(config, "max_sequence_length", config.max_position_embeddings))
+    limit = position_limit(model.config)
     if settings.max_length > limit:
         settings = dataclasses.replace(settings, max_length=limit)
         if get_task(task).stride_setting == "doc_stride":  # question + context windows

@@ -68,13 +68,19 @@ def compute_metrics(
     return get_task(task).metrics(examples, predictions)
 
 
-def check_labelled(task: str, examples: Sequence[Any], path: str | os.PathLike[str]) -> None:
-    """Evaluation needs gold labels: refuse a file without them, naming the first unlabelled row."""
+def check_labelled(
+    task: str,
+    examples: Sequence[Any],
+    path: str | os.PathLike[str],
+    fix: str = "evaluate needs a labelled file",
+) -> None:
+    """Evaluation and training need gold labels: refuse a file without them, naming the first
+    unlabelled row; ``fix`` says what the reader of the message should do."""
     definition = get_task(task)
     for example in examples:
         if not definition.is_labelled(example):
             where = getattr(example, "line", None) or getattr(example, "id", "?")
-            raise BertForgeError(f"{path}:{where}: example has no gold label; evaluate needs a labelled file")
+            raise BertForgeError(f"{path}:{where}: example has no gold label; {fix}")
 
 
 def check_known_labels(
@@ -123,7 +129,7 @@ def run_on_file(
     the checkpoint's ``finetune_config.json``. ``labelled=False`` only predicts. The model is the
     task's head of the checkpoint's family, the tokenizer the family's (:func:`.common.load_tokenizer`).
     """
-    from .common import detect_task, load_task_model, load_tokenizer
+    from .common import check_vocabulary, detect_task, load_task_model, load_tokenizer
 
     task = task or detect_task(checkpoint)
     examples, skipped = read_examples(task, path, **(reader_options or {}))
@@ -134,6 +140,7 @@ def run_on_file(
     if labelled:
         check_known_labels(task, examples, model.config.label2id, path)
     tokenizer = load_tokenizer(Path(tokenizer_path or checkpoint))
+    check_vocabulary(tokenizer, model.config, tokenizer_path or checkpoint)
     inference = InferenceSettings.for_checkpoint(checkpoint, task, **settings)
     predictions = predict_examples(task, model, tokenizer, examples, inference)
     metrics = compute_metrics(task, examples, predictions) if labelled else None

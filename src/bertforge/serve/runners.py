@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from ..auto import checkpoint_head_kind, checkpoint_model_type
+from ..auto import AutoConfig, checkpoint_head_kind, checkpoint_model_type
 from ..embed import POOLINGS, Embedder
 from ..errors import BertForgeError
 from .settings import ServeSettings
@@ -182,7 +182,7 @@ class ModelService:
 def load_service(checkpoint: str | os.PathLike[str], settings: ServeSettings) -> ModelService:
     """Load a checkpoint (any family; torch or an ONNX export) and its runners."""
     from ..pipelines import InferenceSettings, detect_task
-    from ..pipelines.common import load_tokenizer
+    from ..pipelines.common import check_vocabulary, load_tokenizer, torch_device
 
     path = Path(checkpoint)
     if not (path / "config.json").is_file():
@@ -193,13 +193,15 @@ def load_service(checkpoint: str | os.PathLike[str], settings: ServeSettings) ->
     model_type = checkpoint_model_type(path)
     kind = checkpoint_head_kind(path)
     dtype = torch.bfloat16 if settings.bf16 else None
+    tokenizer = load_tokenizer(path)
+    check_vocabulary(tokenizer, AutoConfig.from_pretrained(path), path)  # before loading warns
     if settings.backend == "onnx":
         model = _load_onnx(path)
         task = detect_task(path) if kind in TASK_HEADS else None
     else:
+        device = torch_device(settings.device)
         model, task = _load_torch(path, kind)
-        model.to(settings.device).eval()
-    tokenizer = load_tokenizer(path)
+        model.to(device).eval()
     embedder = Embedder(
         model, tokenizer, batch_size=settings.batch_size, dtype=dtype, **embedding_settings(path)
     )

@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 
 from ..errors import BertForgeError
+from ..fileio import read_text_file
 from .arguments import argument, for_cli
 
 logger = logging.getLogger(__name__)
@@ -66,16 +67,7 @@ class RowErrors:
 
 def read_text(path: str | Path) -> str:
     """The whole file as text (UTF-8, a byte-order mark dropped); clear errors if missing or empty."""
-    path = Path(path)
-    if not path.is_file():
-        kind = "a directory, not a file" if path.is_dir() else "not found"
-        raise BertForgeError(f"task file {str(path)!r} is {kind}; check the path")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise BertForgeError(
-            f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); convert it to UTF-8"
-        ) from None
+    text = read_text_file(path, "task file")
     if not text.strip():
         raise BertForgeError(f"{path} is empty; expected task examples")
     return text

@@ -52,6 +52,13 @@ def _records(path: str | Path, text: str) -> list[tuple[int | str, dict[str, Any
         if not first.rstrip().endswith("}"):  # not JSON lines either: report the document's error
             raise BertForgeError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
         document = None
+    if isinstance(document, dict) and "data" not in document and not {"question", "context"} & set(document):
+        # one JSON object that is neither SQuAD nor a question record (a one-line JSON-lines file)
+        keys = ", ".join(map(repr, list(document)[:10])) or "none"
+        raise BertForgeError(
+            f'{path} is not SQuAD JSON: it has no "data" list (its keys: {keys}); expected '
+            '{"data": [{"paragraphs": [{"context": ..., "qas": [...]}]}]} or one question per line'
+        )
     if isinstance(document, dict) and "data" in document:
         if not isinstance(document["data"], list):
             raise BertForgeError(f'{path} is not SQuAD JSON: expected {{"data": [{{"paragraphs": [...]}}]}}')

@@ -102,8 +102,13 @@ def _span_example(record: Any, line: int) -> tuple[TaggedExample | None, str | N
                 if not (isinstance(span, list) and len(span) == 2 and all(isinstance(i, int) for i in span)):
                     return None, f"span {span!r} of {entity!r} is not [start, end_inclusive]"
                 start, end = span
-                if not 0 <= start <= end < len(text) or text[start : end + 1] != entity:
-                    found = text[start : end + 1] if 0 <= start <= end else ""
+                if not 0 <= start <= end < len(text):
+                    return None, (
+                        f"{type_} span [{start}, {end}] of {entity!r} is outside the text's {len(text)} "
+                        "characters (spans are [start, end_inclusive] character offsets)"
+                    )
+                if text[start : end + 1] != entity:
+                    found = text[start : end + 1]
                     return None, f"{type_} span [{start}, {end}] is {found!r} in the text, not {entity!r}"
                 entities.append((type_, start, end))
     # Flat tags cannot hold nested entities: keep the outermost (earliest, then longest) of each

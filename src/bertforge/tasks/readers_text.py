@@ -10,6 +10,7 @@ label and a text). Anything else raises with the list of columns that exist.
 from __future__ import annotations
 
 import logging
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -199,6 +200,9 @@ def read_text_examples(
                     label = float(label)
                 except (TypeError, ValueError):
                     errors.bad(line, f"regression label {label!r} is not a number")
+                    continue
+                if not math.isfinite(label):  # one nan or inf makes every loss after it nan
+                    errors.bad(line, f"regression label {values['label']!r} is not a finite number")
                     continue
             else:
                 label = str(label).strip()

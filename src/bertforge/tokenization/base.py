@@ -233,6 +233,16 @@ class FastTokenizer:
         Keyword arguments override what the directory's config says, as in transformers.
         """
         path = Path(path)
+        try:
+            return cls._load(path, overrides)
+        except BertForgeError as err:
+            if str(path) in str(err):
+                raise
+            # A vocabulary that lacks a special token is reported by __init__, which has no path.
+            raise BertForgeError(f"tokenizer {path}: {err}") from None
+
+    @classmethod
+    def _load(cls, path: Path, overrides: dict[str, Any]) -> Any:
         if path.is_file():
             return cls._from_file(path, overrides)
         if not path.is_dir():

@@ -14,10 +14,9 @@ learns both from raw text; vocabularies trained here put ``<s> <pad> </s> <unk> 
 
 from __future__ import annotations
 
-import gzip
 import json
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -27,6 +26,7 @@ from tokenizers.models import BPE
 from ..errors import BertForgeError
 from ..fileio import atomic_write_text
 from .base import TOKENIZER_FILE, FastTokenizer, added_tokens_decoder, read_json
+from .training_files import training_files, training_lines
 
 logger = logging.getLogger(__name__)
 
@@ -256,13 +256,7 @@ class RobertaTokenizer(FastTokenizer):
 
         Options as in :meth:`train_from_iterator`.
         """
-        paths = [Path(files)] if isinstance(files, (str, Path)) else [Path(f) for f in files]
-        if not paths:
-            raise BertForgeError("no training files given; pass a text file or a list of them")
-        for path in paths:
-            if not path.is_file():
-                raise BertForgeError(f"training file {path} not found; pass existing UTF-8 text files")
-        return cls.train_from_iterator(_lines(paths), vocab_size, **options)
+        return cls.train_from_iterator(training_lines(training_files(files)), vocab_size, **options)
 
     @classmethod
     def train_from_iterator(
@@ -315,10 +309,3 @@ class RobertaTokenizer(FastTokenizer):
         if save_to is not None:
             tokenizer.save_pretrained(save_to)
         return tokenizer
-
-
-def _lines(paths: list[Path]) -> Iterator[str]:
-    for path in paths:
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rt", encoding="utf-8") as handle:
-            yield from handle

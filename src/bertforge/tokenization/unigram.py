@@ -34,6 +34,7 @@ from tokenizers.models import Unigram
 from ..errors import BertForgeError
 from ..fileio import atomic_write_bytes
 from .base import TOKENIZER_FILE, FastTokenizer, added_tokens_decoder, read_json
+from .training_files import training_files, training_lines
 
 logger = logging.getLogger(__name__)
 
@@ -403,15 +404,7 @@ class AlbertTokenizer(FastTokenizer):
 
         Options as in :meth:`train_from_iterator`.
         """
-        from .bpe import _lines
-
-        paths = [Path(files)] if isinstance(files, (str, Path)) else [Path(f) for f in files]
-        if not paths:
-            raise BertForgeError("no training files given; pass a text file or a list of them")
-        for path in paths:
-            if not path.is_file():
-                raise BertForgeError(f"training file {path} not found; pass existing UTF-8 text files")
-        return cls.train_from_iterator(_lines(paths), vocab_size, **options)
+        return cls.train_from_iterator(training_lines(training_files(files)), vocab_size, **options)
 
     @classmethod
     def train_from_iterator(

@@ -48,8 +48,17 @@ def load_vocab(path: str | Path) -> dict[str, int]:
             f"vocabulary file {path} not found; pass a directory containing vocab.txt or tokenizer.json"
         )
     # readlines() (not splitlines()) so that \x0b, \x1c, U+2028 ... inside tokens stay tokens, as in HF.
-    with open(path, encoding="utf-8") as handle:
-        return {line.rstrip("\n"): index for index, line in enumerate(handle.readlines())}
+    try:
+        with open(path, encoding="utf-8") as handle:
+            vocab = {line.rstrip("\n"): index for index, line in enumerate(handle.readlines())}
+    except UnicodeDecodeError as err:
+        raise BertForgeError(
+            f"vocabulary file {path} is not UTF-8 text ({err.reason}); pass the vocab.txt saved with "
+            "the model (UTF-8, one token per line)"
+        ) from None
+    if not vocab:
+        raise BertForgeError(f"vocabulary file {path} is empty; pass a vocab.txt with one token per line")
+    return vocab
 
 
 def _read_tokenizer_json(path: Path) -> tuple[dict[str, int], dict[str, Any]]:

@@ -404,14 +404,20 @@ def resolve_resume(resume: bool | str | Path, output_dir: Path) -> Path | None:
     return path
 
 
-def check_resume_vocabulary(checkpoint: str | os.PathLike[str], dataset: Any, model_vocab: int) -> None:
-    """Refuse to resume on a dataset built with another vocabulary than the checkpoint's."""
+def check_resume_vocabulary(
+    checkpoint: str | os.PathLike[str], dataset: Any, start: str = "resume from"
+) -> None:
+    """Refuse to resume (or, ``start="start from"``, to continue pretraining) on a dataset built
+    with another vocabulary than the checkpoint's. Reads only the checkpoint's tokenizer and
+    config.json, so it runs before the weights load (and before their loader logs anything)."""
+    from ..auto import AutoConfig
     from ..pipelines.common import load_tokenizer
 
     try:
         dataset.check_tokenizer(load_tokenizer(checkpoint))
     except BertForgeError as err:
-        raise BertForgeError(f"cannot resume from {checkpoint}: {err}") from None
+        raise BertForgeError(f"cannot {start} {checkpoint}: {err}") from None
+    model_vocab = AutoConfig.from_pretrained(checkpoint).vocab_size
     if model_vocab != dataset.vocab_size:
         raise BertForgeError(
             f"checkpoint {checkpoint} has vocab_size {model_vocab} but dataset {dataset.path} has "

@@ -33,7 +33,7 @@ import logging
 import math
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,15 @@ import torch
 from ..auto import checkpoint_model_type, config_class_for, forward_kwargs, model_class_for
 from ..errors import BertForgeError
 from ..fileio import atomic_write_json
-from ..pipelines.common import FINETUNE_CONFIG_FILE, InferenceSettings, autocast, load_tokenizer
+from ..pipelines.common import (
+    FINETUNE_CONFIG_FILE,
+    InferenceSettings,
+    autocast,
+    check_vocabulary,
+    load_tokenizer,
+    position_limit,
+    torch_device,
+)
 from ..pipelines.evaluation import check_known_labels, check_labelled, evaluate_examples, read_examples
 from ..tasks.arguments import argument
 from ..tasks.preprocess_batches import collate, feature_length, length_grouped_batches, random_batches
@@ -106,8 +114,14 @@ def _seed_everything(seed: int) -> None:
 def _labels(
     task: TaskDefinition, config: FinetuneConfig, train: list[Any], dev: list[Any]
 ) -> list[str] | None:
-    """The label set from the training data; a dev label outside it is an error naming the row."""
+    """The label set from the training data; a dev label outside it is an error naming the row, and
+    a single label (nothing to tell apart: often the wrong column) is an error too."""
     labels = task.label_set(train)
+    if labels is not None and len(labels) == 1:
+        raise BertForgeError(
+            f"every training example in {config.train} has the label {labels[0]!r}; {task.name} needs "
+            "at least two labels to learn from: check the file (and which column holds the labels)"
+        )
     if labels is not None:
         check_known_labels(
             task.name,
@@ -118,6 +132,33 @@ def _labels(
             fix="fix the label or add training examples with it",
         )
     return labels
+
+
+def _checkpoint_family(path: str) -> str:
+    """The model_type of the checkpoint directory ``path`` (``--model``)."""
+    if not Path(path).is_dir():
+        problem = "is a file, not a checkpoint directory" if Path(path).exists() else "does not exist"
+        raise BertForgeError(
+            f"{argument('model', path)} {problem}; pass a directory holding config.json, the weights "
+            "and the tokenizer"
+        )
+    return checkpoint_model_type(path)
+
+
+def _fit_to_positions(config: FinetuneConfig, model_config: Any, explicit: bool) -> FinetuneConfig:
+    """``config`` with a max_seq_length the model's position table holds: a length asked for that
+    is longer is an error; the task's default is cut to the table (a short-position model)."""
+    limit = position_limit(model_config)
+    assert config.max_seq_length is not None
+    if config.max_seq_length <= limit:
+        return config
+    if explicit:
+        raise BertForgeError(
+            f"{argument('max_seq_length', config.max_seq_length)} is longer than the {limit} positions "
+            f"of {config.model}; pass {argument('max_seq_length', limit)} or less"
+        )
+    logger.info("max_seq_length: the model has %d positions; using %d", limit, limit)
+    return replace(config, max_seq_length=limit)
 
 
 # Config fields that hold dropout, by family (BERT/RoBERTa/ALBERT; DistilBERT).
@@ -169,6 +210,7 @@ def finetune(config: FinetuneConfig, progress: bool = True) -> FinetuneResult:
         from .seeds import finetune_seeds
 
         return finetune_seeds(config, progress=progress).best  # type: ignore[no-any-return]
+    explicit_length = config.max_seq_length is not None
     config = config.resolved()
     task = get_task(config.task)
     assert config.max_seq_length is not None
@@ -184,19 +226,32 @@ def finetune(config: FinetuneConfig, progress: bool = True) -> FinetuneResult:
         "label_column": config.label_column,
         "on_error": config.on_error,
     }
+    # A table read without labels usually has them under a column name the readers do not guess.
+    unlabelled = (
+        "fine-tuning needs labelled files (for a table, name its label column with "
+        f"{argument('label_column')})"
+    )
     train, skipped = read_examples(config.task, config.train, **read_options)
     dev: list[Any] = []
     if config.dev is not None:
         dev, dev_skipped = read_examples(config.task, config.dev, **read_options)
         skipped += dev_skipped
-        check_labelled(config.task, dev, config.dev)
+        check_labelled(config.task, dev, config.dev, unlabelled)
     train = train[: config.train_limit] if config.train_limit else train
     dev = dev[: config.dev_limit] if config.dev_limit else dev
-    check_labelled(config.task, train, config.train)
+    check_labelled(config.task, train, config.train, unlabelled)
     for message in skipped:
         logger.warning("skipped %s", message)
 
+    device = torch_device(config.device)
+    # The checkpoint before its tokenizer, so that a wrong --model is reported as such, and every
+    # setting that must fit it is checked before any weights are loaded or anything is written.
+    model_type = _checkpoint_family(config.model)
+    model_config = config_class_for(model_type).from_pretrained(config.model)
+    config = _fit_to_positions(config, model_config, explicit_length)
+    assert config.max_seq_length is not None
     tokenizer = load_tokenizer(config.tokenizer or config.model)
+    check_vocabulary(tokenizer, model_config, config.tokenizer or config.model)
     labels = _labels(task, config, train, dev)
     extra = task.config_extra(train, config)
     version_2 = bool(extra.get("version_2_with_negative", config.version_2 or False))
@@ -205,7 +260,6 @@ def finetune(config: FinetuneConfig, progress: bool = True) -> FinetuneResult:
         ckpt.clean_temporaries(out)  # what a killed save left behind (bertforge's own names only)
         resume_from = ckpt.resolve_resume(config.resume, out)
     # The task's head in the checkpoint's own family: --model may be any BERT/RoBERTa/ALBERT/DistilBERT.
-    model_type = checkpoint_model_type(config.model)
     model = model_class_for(model_type, task.head).from_pretrained(
         resume_from or config.model,
         ignore_mismatched_sizes=True,
@@ -213,7 +267,7 @@ def finetune(config: FinetuneConfig, progress: bool = True) -> FinetuneResult:
     )
     if extra:
         model.config = model.config.replace(extra={**model.config.extra, **extra})
-    model.to(config.device)
+    model.to(device)
     label2id = model.config.label2id if labels is not None else None
     features = task.encode(train, tokenizer, label2id, config)
     if not features:

@@ -223,16 +223,16 @@ def pretrain(
                 f"data.objective {config.data.objective!r} needs a sentence head, which the "
                 f"{model_type} family does not pretrain with; use --data.objective mlm"
             )
-        if resume_from is not None and ckpt.is_sharded(resume_from):
-            # The weights are in the DCP shards, loaded into the wrapped model (_Trainer.load_state).
-            model: Any = model_cls(model_cls.config_class.from_pretrained(resume_from))
-            ckpt.check_resume_vocabulary(resume_from, train_set, model.config.vocab_size)
-        elif resume_from is not None:
-            model = model_cls.from_pretrained(resume_from)
-            ckpt.check_resume_vocabulary(resume_from, train_set, model.config.vocab_size)
+        if resume_from is not None:
+            ckpt.check_resume_vocabulary(resume_from, train_set)
+            if ckpt.is_sharded(resume_from):
+                # The weights are in the DCP shards, loaded into the wrapped model (_Trainer.load_state).
+                model: Any = model_cls(model_cls.config_class.from_pretrained(resume_from))
+            else:
+                model = model_cls.from_pretrained(resume_from)
         elif config.model.init_from is not None:
+            ckpt.check_resume_vocabulary(config.model.init_from, train_set, start="start from")
             model = model_cls.from_pretrained(config.model.init_from, **config.model.overrides())
-            ckpt.check_resume_vocabulary(config.model.init_from, train_set, model.config.vocab_size)
         else:
             model_config = config.model.model_config(train_set.vocab_size, tokenizer.pad_token_id)
             model = model_cls(model_config)

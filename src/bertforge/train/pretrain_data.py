@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from ..data.dataset import read_manifest
 from ..errors import BertForgeError
 from .recipe import Phase, PretrainConfig
 
@@ -28,11 +29,7 @@ def tokenizer_path(config: PretrainConfig) -> Path:
     if config.data.tokenizer is not None:
         return Path(config.data.tokenizer)
     dataset = Path(config.data.dataset or ".")
-    if not dataset.is_dir():
-        raise BertForgeError(
-            f"dataset {dataset} does not exist; build one with `bertforge data build --corpus ... "
-            f"--tokenizer DIR --out {dataset}`"
-        )
+    read_manifest(dataset)  # not a dataset at all is the error to show, not its missing tokenizer
     for candidate in (dataset / "tokenizer", dataset):
         if (candidate / "vocab.txt").is_file() or (candidate / "tokenizer.json").is_file():
             return candidate

@@ -30,6 +30,7 @@ else:  # Python 3.10: the same parser, published before it joined the standard l
 
 from ..config import BertConfig
 from ..errors import BertForgeError
+from ..fileio import read_text_file
 from .optim import OptimConfig, ScheduleConfig
 
 DTYPES = ("auto", "bf16", "fp32")
@@ -559,12 +560,9 @@ def load_recipe(path: str | Path | None = None, overrides: dict[str, str] | None
     raw: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
+        text = read_text_file(path, "recipe", "pass a TOML file (see the recipes/ directory)")
         try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise BertForgeError(
-                f"recipe {path} not found; pass a TOML file (see the recipes/ directory)"
-            ) from None
+            raw = tomllib.loads(text)
         except tomllib.TOMLDecodeError as err:
             raise BertForgeError(f"recipe {path} is not valid TOML: {err}") from None
     for key, value in (overrides or {}).items():
