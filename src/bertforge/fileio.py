@@ -2,7 +2,8 @@
 
 Every file bertforge writes (weights, config.json, vocab.txt, embeddings) goes through these
 helpers: the bytes land in a temporary file in the same directory, are flushed to disk, and only
-then renamed over the target, which POSIX guarantees to be atomic.
+then renamed over the target, which POSIX guarantees to be atomic. A whole output directory (a
+checkpoint, a pruned or quantised model) is written the same way by :func:`atomic_directory`.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -60,3 +62,38 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
+
+
+def fsync_path(path: str | os.PathLike[str]) -> None:
+    """Flush a file or a directory (its entries: a rename in it) to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:  # some filesystems refuse fsync on a directory
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_directory(final: str | os.PathLike[str], write: Callable[[Path], None]) -> Path:
+    """Run ``write(tmp_dir)`` in the temporary sibling ``.NAME.tmp`` and rename it to ``final``,
+    replacing an older ``final``; on any failure the temporary directory is removed and ``final``
+    is left as it was, so a reader sees the old directory or the new one, never a part of either."""
+    final = Path(final)
+    tmp = final.parent / f".{final.name}.tmp"
+    old = final.parent / f".{final.name}.old"
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        write(tmp)
+        if final.exists():
+            # Two renames, so `final` is missing only between them and never half-written.
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(final, old)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    fsync_path(final.parent)  # the rename itself survives a power cut
+    return final

@@ -46,7 +46,7 @@ import numpy as np
 import torch
 
 from ..errors import BertForgeError
-from ..fileio import atomic_write_text
+from ..fileio import atomic_directory, atomic_write_text, fsync_path
 
 log = logging.getLogger(__name__)
 
@@ -104,29 +104,19 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    except OSError:  # some filesystems refuse fsync on a directory
-        pass
-    finally:
-        os.close(fd)
-
-
 def write_manifest(directory: Path, **info: Any) -> None:
     """fsync every file in ``directory`` and write ``manifest.json`` (names, sizes, SHA-256) last."""
     files = {}
     for path in sorted(directory.rglob("*")):
         if path.is_file() and path.name != MANIFEST:
-            _fsync(path)
+            fsync_path(path)
             name = path.relative_to(directory).as_posix()
             files[name] = {"size": path.stat().st_size, "sha256": _sha256(path)}
     manifest = {"format": MANIFEST_FORMAT, **info, "files": files}
     from ..fileio import atomic_write_json
 
     atomic_write_json(directory / MANIFEST, manifest)
-    _fsync(directory)
+    fsync_path(directory)
 
 
 def verify_checkpoint(path: str | Path) -> str | None:
@@ -202,23 +192,16 @@ def write_directory_atomically(
     On any failure the temporary directory is removed and ``final`` is left as it was; a full
     disk becomes a :class:`BertForgeError` that says so.
     """
-    final = Path(final)
-    tmp = final.parent / f".{final.name}.tmp"
-    old = final.parent / f".{final.name}.old"
-    try:
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+
+    def write_all(tmp: Path) -> None:
         write(tmp)
         if manifest is not None:
             write_manifest(tmp, **manifest)
             _test_pause()
-        if final.exists():
-            # Two renames, so `final` is missing only between them and never half-written.
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(final, old)
-        os.replace(tmp, final)
+
+    try:
+        return atomic_directory(final, write_all)
     except OSError as err:
-        shutil.rmtree(tmp, ignore_errors=True)
         if err.errno == errno.ENOSPC:
             previous = latest_checkpoint(final.parent)
             kept = (
@@ -231,12 +214,6 @@ def write_directory_atomically(
                 "train.keep_last) and continue with --resume"
             ) from err
         raise
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-    _fsync(final.parent)  # the rename itself survives a power cut
-    return final
 
 
 def save_model_files(directory: Path, model: Any, tokenizer: Any, config_text: str | None = None) -> None:
