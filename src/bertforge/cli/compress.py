@@ -1,4 +1,4 @@
-"""`bertforge prune`: a smaller, faster model from a fine-tuned checkpoint."""
+"""`bertforge quantize` and `bertforge prune`: smaller, faster models from a checkpoint."""
 
 from __future__ import annotations
 
@@ -10,6 +10,14 @@ from ..tasks.arguments import cli_arguments, flags_of
 from ..tasks.registry import task_names
 from .common import positive_int
 from .tasks import _add_reader_arguments
+
+
+def cmd_quantize(args: argparse.Namespace) -> None:
+    from ..export.onnx import require_onnx
+    from ..export.quantize import quantize_checkpoint
+
+    require_onnx()  # the onnx extra missing: one line naming it
+    quantize_checkpoint(args.checkpoint, args.out, threads=args.threads)
 
 
 def cmd_prune(args: argparse.Namespace) -> None:
@@ -33,6 +41,20 @@ def cmd_prune(args: argparse.Namespace) -> None:
 
 
 def add_compress_commands(sub: Any) -> None:
+    p = sub.add_parser(
+        "quantize",
+        help="int8 model for CPU inference (onnxruntime dynamic quantisation)",
+        description="Export CHECKPOINT to ONNX (checked against PyTorch), quantise it with onnxruntime's "
+        "dynamic int8 (int8 weights per output channel, activations quantised at run time) and write "
+        "DIR/model.int8.onnx with config.json, the tokenizer and export_report.json (agreement with "
+        "PyTorch). evaluate, predict, embed and serve --backend onnx take DIR as it is. Needs the onnx "
+        "extra: pip install bertforge[onnx].",
+    )
+    p.add_argument("checkpoint", help="checkpoint directory (any family, any head; fp32)")
+    p.add_argument("--out", required=True, help="output directory (written atomically)")
+    p.add_argument("--threads", type=positive_int, help="onnxruntime threads for the checks")
+    p.set_defaults(func=cmd_quantize)
+
     p = sub.add_parser(
         "prune",
         help="remove the least important attention heads of a fine-tuned checkpoint",
