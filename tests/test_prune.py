@@ -342,3 +342,12 @@ def test_attention_viewer_shows_pruned_heads_as_empty_in_their_places():
     torch.testing.assert_close(
         weights[0, [0, 2, 3]].sum(-1), torch.ones(3, weights.shape[-1]), atol=1e-3, rtol=0
     )
+
+
+def test_cli_prune_refuses_a_target_the_checkpoint_already_meets(tmp_path, capsys):
+    _, checkpoint = trained("classification")
+    pruned = tmp_path / "pruned"
+    assert main(["prune", str(checkpoint), "--dev", _dev(), "--out", str(pruned), "--target", "0.25"]) == 0
+    out = tmp_path / "again"
+    args = ["prune", str(pruned), "--dev", _dev(), "--out", str(out), "--target", "0.25"]
+    _fails_with(capsys, args, "already has 2 of its 8 heads pruned, as many as --target 0.25 asks for", out)

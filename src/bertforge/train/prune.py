@@ -244,8 +244,8 @@ def prune_checkpoint(config: PruneConfig, log: Callable[[str], None] | None = pr
         )
     if goal <= already:
         raise BertForgeError(
-            f"{path} already has {already} of its {total} heads pruned, at least {argument('target', config.target)} "
-            f"({goal}); pass a higher {argument('target')}"
+            f"{path} already has {already} of its {total} heads pruned, as many as "
+            f"{argument('target', config.target)} asks for ({goal}); pass a higher {argument('target')}"
         )
 
     # ---------------------------------------------------------------------- dev set and features
