@@ -42,6 +42,9 @@ class PretrainedConfig:
     id2label: dict[int, str] | None = None
     label2id: dict[str, int] | None = None
     problem_type: str | None = None
+    # Attention heads removed from each layer, by their original index (``bertforge prune``);
+    # transformers 4.x's key and meaning, so those versions build the same smaller shapes on load.
+    pruned_heads: dict[int, list[int]] = field(default_factory=dict)
     # Unknown config.json keys, preserved on round trip.
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -74,6 +77,10 @@ class PretrainedConfig:
             self.label2id = {label: i for i, label in self.id2label.items()}
         else:
             self.label2id = {str(k): int(v) for k, v in self.label2id.items()}
+        # config.json keys are strings ("0": [1, 3]); empty layers are dropped.
+        self.pruned_heads = {
+            int(layer): sorted({int(h) for h in heads}) for layer, heads in self.pruned_heads.items() if heads
+        }
         self.validate()
 
     def validate(self) -> None:
@@ -90,6 +97,32 @@ class PretrainedConfig:
                 f"problem_type {self.problem_type!r} is not supported; choose regression, "
                 "single_label_classification or multi_label_classification"
             )
+        if self.pruned_heads:
+            self._check_pruned_heads()
+
+    def _check_pruned_heads(self) -> None:
+        layers, heads = self.num_hidden_layers, self.num_attention_heads
+        for layer, pruned in self.pruned_heads.items():
+            if not 0 <= layer < layers:
+                raise BertForgeError(
+                    f"pruned_heads names layer {layer}, but the model has layers 0-{layers - 1}; "
+                    "fix pruned_heads in config.json"
+                )
+            outside = [h for h in pruned if not 0 <= h < heads]
+            if outside:
+                raise BertForgeError(
+                    f"pruned_heads of layer {layer} names head(s) {outside}, but each layer has heads "
+                    f"0-{heads - 1}; fix pruned_heads in config.json"
+                )
+            if len(pruned) == heads:
+                raise BertForgeError(
+                    f"pruned_heads removes all {heads} heads of layer {layer}; bertforge keeps at least "
+                    "one head per layer (prune fewer heads of it)"
+                )
+
+    def attention_heads(self, layer: int) -> int:
+        """Heads layer ``layer`` keeps: num_attention_heads less its pruned heads."""
+        return self.num_attention_heads - len(self.pruned_heads.get(layer, ()))
 
     @property
     def max_sequence_length(self) -> int:
@@ -134,6 +167,10 @@ class PretrainedConfig:
             if f.name != "extra":
                 data[f.name] = getattr(self, f.name)
         data["id2label"] = {str(k): v for k, v in (self.id2label or {}).items()}
+        # Written only when a head is pruned, as transformers 4.x writes only non-default keys.
+        pruned = data.pop("pruned_heads")
+        if pruned:
+            data["pruned_heads"] = {str(k): v for k, v in pruned.items()}
         data["model_type"] = self.model_type
         return data
 

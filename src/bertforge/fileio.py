@@ -2,7 +2,8 @@
 
 Every file bertforge writes (weights, config.json, vocab.txt, embeddings) goes through these
 helpers: the bytes land in a temporary file in the same directory, are flushed to disk, and only
-then renamed over the target, which POSIX guarantees to be atomic.
+then renamed over the target, which POSIX guarantees to be atomic. A whole output directory (a
+checkpoint, a pruned or quantised model) is written the same way by :func:`atomic_directory`.
 
 Files a user names for bertforge to read (a recipe, a list of texts) go through
 :func:`read_text_file`, so a missing file, a directory or a file that is not UTF-8 is an error
@@ -15,8 +16,9 @@ import codecs
 import contextlib
 import json
 import os
+import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -88,3 +90,56 @@ def read_text_file(path: str | os.PathLike[str], what: str = "file", hint: str =
         raise BertForgeError(
             f"{what} {path} is not UTF-8 text ({err.reason} at byte {offset}); convert it to UTF-8"
         ) from None
+
+
+def fsync_path(path: str | os.PathLike[str]) -> None:
+    """Flush a file or a directory (its entries: a rename in it) to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:  # some filesystems refuse fsync on a directory
+        pass
+    finally:
+        os.close(fd)
+
+
+def temporary_directory(final: str | os.PathLike[str]) -> Path:
+    """Where :func:`atomic_directory` builds ``final`` before renaming it: ``.NAME.tmp`` beside it."""
+    final = Path(final)
+    return final.parent / f".{final.name}.tmp"
+
+
+def start_temporary_directory(final: str | os.PathLike[str]) -> Path:
+    """An empty :func:`temporary_directory` for ``final`` (a stale one from a killed write removed)."""
+    tmp = temporary_directory(final)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def atomic_directory(
+    final: str | os.PathLike[str], write: Callable[[Path], None], *, started: bool = False
+) -> Path:
+    """Run ``write(tmp_dir)`` in the temporary sibling ``.NAME.tmp`` and rename it to ``final``,
+    replacing an older ``final``; on any failure the temporary directory is removed and ``final``
+    is left as it was, so a reader sees the old directory or the new one, never a part of either.
+    ``started``: the temporary directory already holds files other processes wrote into it (after
+    :func:`start_temporary_directory`, e.g. a sharded checkpoint's shards); keep them."""
+    final = Path(final)
+    tmp = temporary_directory(final)
+    old = final.parent / f".{final.name}.old"
+    try:
+        if not started:
+            start_temporary_directory(final)
+        write(tmp)
+        if final.exists():
+            # Two renames, so `final` is missing only between them and never half-written.
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(final, old)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    fsync_path(final.parent)  # the rename itself survives a power cut
+    return final

@@ -27,6 +27,7 @@ from .ops import (
 )
 from .outputs import BaseModelOutputWithPooling
 from .pretrained import PreTrainedModel, deferred_init
+from .pruning import HeadLayout
 
 # Re-exported: callers imported these from here before ops.py held the shared maths.
 __all__ = [
@@ -98,15 +99,20 @@ class BertEmbeddings(nn.Module):
 
 
 class BertSelfAttention(nn.Module):
-    """Multi-head scaled dot-product attention over the whole sequence (bidirectional)."""
+    """Multi-head scaled dot-product attention over the whole sequence (bidirectional).
 
-    def __init__(self, config: BertConfig) -> None:
+    ``num_heads`` (default: the config's) is fewer in a layer whose heads were pruned: the
+    projections then have ``num_heads * D`` output rows instead of H (see bertforge.pruning).
+    """
+
+    def __init__(self, config: BertConfig, num_heads: int | None = None) -> None:
         super().__init__()
-        self.num_heads = config.num_attention_heads
+        self.num_heads = config.num_attention_heads if num_heads is None else num_heads
         self.head_dim = config.head_dim
-        self.query = nn.Linear(config.hidden_size, config.hidden_size)
-        self.key = nn.Linear(config.hidden_size, config.hidden_size)
-        self.value = nn.Linear(config.hidden_size, config.hidden_size)
+        self.all_head_size = self.num_heads * self.head_dim
+        self.query = nn.Linear(config.hidden_size, self.all_head_size)
+        self.key = nn.Linear(config.hidden_size, self.all_head_size)
+        self.value = nn.Linear(config.hidden_size, self.all_head_size)
         self.dropout_prob = config.attention_probs_dropout_prob
 
     def forward(
@@ -119,7 +125,7 @@ class BertSelfAttention(nn.Module):
         """``attention_mask``: bool (B, 1, 1, T), True where a key may be attended to, or None.
         ``queries``: (B, P, H) rows to compute the output for (default: every position); keys and
         values always come from all of ``hidden_states``."""
-        batch, _, hidden = hidden_states.shape
+        batch = hidden_states.shape[0]
         # Three matmuls, not one fused (3H, H) one: measured 2026-11-23 on this CPU (fp32 and bf16,
         # inference and training), fusing was 1-3% slower once the weight concatenation is paid.
         device_type = hidden_states.device.type
@@ -135,8 +141,8 @@ class BertSelfAttention(nn.Module):
         context, probs = attention(
             query, key, value, attention_mask, self.dropout_prob, self.training, output_attentions
         )
-        # (B, N, T, D) -> (B, T, H)   (T = P rows when queries are given)
-        context = context.transpose(1, 2).reshape(batch, query.shape[2], hidden)
+        # (B, N, T, D) -> (B, T, N*D)   (T = P rows when queries are given; N*D = H unless pruned)
+        context = context.transpose(1, 2).reshape(batch, query.shape[2], self.all_head_size)
         return context, probs
 
 
@@ -154,17 +160,18 @@ class _ProjectAddNorm(nn.Module):
 
 
 class BertSelfOutput(_ProjectAddNorm):
-    """Projection after attention, H -> H, with dropout, residual and LayerNorm."""
+    """Projection after attention, N*D -> H (H -> H unless heads were pruned), with dropout,
+    residual and LayerNorm."""
 
-    def __init__(self, config: BertConfig) -> None:
-        super().__init__(config, config.hidden_size)
+    def __init__(self, config: BertConfig, in_features: int | None = None) -> None:
+        super().__init__(config, config.hidden_size if in_features is None else in_features)
 
 
 class BertAttention(nn.Module):
-    def __init__(self, config: BertConfig) -> None:
+    def __init__(self, config: BertConfig, num_heads: int | None = None) -> None:
         super().__init__()
-        self.self = BertSelfAttention(config)
-        self.output = BertSelfOutput(config)
+        self.self = BertSelfAttention(config, num_heads)
+        self.output = BertSelfOutput(config, self.self.all_head_size)
 
     def forward(
         self,
@@ -201,9 +208,9 @@ class BertOutput(_ProjectAddNorm):
 class BertLayer(nn.Module):
     """One Transformer encoder layer: self-attention block then feed-forward block."""
 
-    def __init__(self, config: BertConfig) -> None:
+    def __init__(self, config: BertConfig, num_heads: int | None = None) -> None:
         super().__init__()
-        self.attention = BertAttention(config)
+        self.attention = BertAttention(config, num_heads)
         self.intermediate = BertIntermediate(config)
         self.output = BertOutput(config)
 
@@ -226,7 +233,10 @@ class BertLayer(nn.Module):
 class BertEncoder(nn.Module):
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
-        self.layer = nn.ModuleList(BertLayer(config) for _ in range(config.num_hidden_layers))
+        # Each layer keeps its own head count: fewer where config.pruned_heads removed some.
+        self.layer = nn.ModuleList(
+            BertLayer(config, config.attention_heads(i)) for i in range(config.num_hidden_layers)
+        )
 
     def forward(
         self,
@@ -272,6 +282,12 @@ class BertModel(BertPreTrainedModel):
 
     # A family whose encoder is BERT's but whose embeddings differ (RoBERTa) swaps the class here.
     embeddings_class: ClassVar[type[nn.Module]] = BertEmbeddings
+    head_layout = HeadLayout(
+        layer="encoder.layer.{}",
+        attention="attention",
+        rows=("self.query", "self.key", "self.value"),
+        columns="output.dense",
+    )
 
     def __init__(self, config: BertConfig, add_pooling_layer: bool = True) -> None:
         super().__init__()

@@ -15,12 +15,15 @@ import os
 from collections.abc import Iterator
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import torch
 from torch import nn
 
 from .config import PretrainedConfig
+
+if TYPE_CHECKING:
+    from .pruning import HeadLayout
 
 # True while a model is being built inside an enclosing model or for from_pretrained: sub-modules are
 # then created on the meta device and the outermost caller materialises and initialises them once.
@@ -68,6 +71,8 @@ class PreTrainedModel(nn.Module):
     tied_weights: ClassVar[dict[str, str]] = {}
     # Second name -> canonical name of one tensor (checkpoints carry either).
     weight_aliases: ClassVar[dict[str, str]] = {}
+    # Where a base model's attention heads are, for head pruning (bertforge.pruning); None: not prunable.
+    head_layout: ClassVar[HeadLayout | None] = None
 
     @property
     def is_base_model(self) -> bool:

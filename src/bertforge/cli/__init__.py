@@ -18,6 +18,7 @@ from typing import Any
 
 from ..errors import BertForgeError
 from .common import EXIT_USAGE, Parser, output_file, positive_int
+from .compress import add_compress_commands
 from .export import add_export_command
 from .pretrain import add_data_commands, add_pretrain_command
 from .serve import add_serve_command
@@ -174,6 +175,7 @@ def cmd_info(args: argparse.Namespace) -> None:
         "layers": layers,
         "hidden_size": config.hidden_size,
         "attention_heads": config.num_attention_heads,
+        "pruned_heads": {str(k): v for k, v in config.pruned_heads.items()},
         "intermediate_size": intermediate,
         "vocab_size": config.vocab_size,
         "max_position_embeddings": config.max_position_embeddings,
@@ -197,6 +199,9 @@ def cmd_info(args: argparse.Namespace) -> None:
         f"vocabulary      {config.vocab_size} tokens, {config.max_position_embeddings} positions, "
         f"{getattr(config, 'type_vocab_size', 0)} segment types"
     )
+    if config.pruned_heads:
+        pruned = sum(len(h) for h in config.pruned_heads.values())
+        print(f"pruned heads    {pruned} of {layers * config.num_attention_heads}: {config.pruned_heads}")
     print(f"weights         {', '.join(dtypes)}")
     print("parameters")
     for name, count in groups.items():
@@ -410,6 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_commands(sub)
     add_pretrain_command(sub)
     add_export_command(sub)
+    add_compress_commands(sub)
     add_serve_command(sub)
     add_viz_command(sub)
     return parser

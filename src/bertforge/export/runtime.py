@@ -33,9 +33,10 @@ ONNX_EXTRA = "pip install bertforge[onnx]"
 
 
 def is_onnx_export(path: str | os.PathLike[str]) -> bool:
-    """True for a directory written by ``bertforge export --format onnx`` (it holds model.onnx):
-    loaders that take a checkpoint path can hand such a directory to :class:`OnnxModel`."""
-    return (Path(path) / MODEL_FILE).is_file()
+    """True for a directory written by ``bertforge export --format onnx`` (it holds model.onnx) or by
+    ``bertforge quantize`` (model.int8.onnx alone): loaders that take a checkpoint path can hand such
+    a directory to :class:`OnnxModel`."""
+    return (Path(path) / MODEL_FILE).is_file() or (Path(path) / QUANTIZED_FILE).is_file()
 
 
 def require_onnxruntime() -> Any:
@@ -78,8 +79,9 @@ def output_class(model_type: str, kind: str) -> type[ModelOutput]:
 
 
 class OnnxModel:
-    """An exported model: ``OnnxModel.from_pretrained(dir)`` runs ``dir/model.onnx`` (``quantized=True``:
-    ``model.int8.onnx``) with onnxruntime on the CPU, for inference only.
+    """An exported model: ``OnnxModel.from_pretrained(dir)`` runs ``dir/model.onnx`` (``quantized=True``,
+    or a ``bertforge quantize`` directory, which has no fp32 model: ``model.int8.onnx``) with
+    onnxruntime on the CPU, for inference only.
 
     >>> model = OnnxModel.from_pretrained("exported/sst2")
     >>> classify(model, load_tokenizer("exported/sst2"), "a good film")
@@ -101,10 +103,13 @@ class OnnxModel:
 
     @classmethod
     def from_pretrained(
-        cls, path: str | os.PathLike[str], quantized: bool = False, threads: int | None = None
+        cls, path: str | os.PathLike[str], quantized: bool | None = None, threads: int | None = None
     ) -> OnnxModel:
-        """Load an exported directory (config.json + model.onnx [+ model.int8.onnx])."""
+        """Load an exported directory (config.json + model.onnx [+ model.int8.onnx]); ``quantized``
+        None: model.onnx where it exists, else model.int8.onnx."""
         path = Path(path)
+        if quantized is None:
+            quantized = not (path / MODEL_FILE).is_file() and (path / QUANTIZED_FILE).is_file()
         file = path / (QUANTIZED_FILE if quantized else MODEL_FILE)
         if not file.is_file():
             hint = (

@@ -153,6 +153,11 @@ class AlbertConfig(PretrainedConfig):
                 f"position_embedding_type {position_type!r} is not supported; bertforge implements "
                 "ALBERT's absolute positions ('absolute')"
             )
+        if self.pruned_heads:
+            raise BertForgeError(
+                "config has pruned_heads: pruning ALBERT's attention heads is not supported (its "
+                "layers share one set of parameters); remove pruned_heads or use an unpruned checkpoint"
+            )
         super().validate()
 
     @property

@@ -46,6 +46,7 @@ from ..outputs import (
     TokenClassifierOutput,
 )
 from ..pretrained import PreTrainedModel, deferred_init
+from ..pruning import HeadLayout
 
 __all__ = [
     "DistilBertConfig",
@@ -249,15 +250,17 @@ class DistilBertEmbeddings(nn.Module):
 
 
 class DistilBertSelfAttention(nn.Module):
-    """Multi-head attention with its output projection (``out_lin``); no residual, no norm."""
+    """Multi-head attention with its output projection (``out_lin``); no residual, no norm.
+    ``n_heads`` is fewer than the config's in a layer whose heads were pruned (bertforge.pruning)."""
 
-    def __init__(self, config: DistilBertConfig) -> None:
+    def __init__(self, config: DistilBertConfig, n_heads: int | None = None) -> None:
         super().__init__()
-        self.n_heads = config.n_heads
-        self.q_lin = nn.Linear(config.dim, config.dim)
-        self.k_lin = nn.Linear(config.dim, config.dim)
-        self.v_lin = nn.Linear(config.dim, config.dim)
-        self.out_lin = nn.Linear(config.dim, config.dim)
+        self.n_heads = config.n_heads if n_heads is None else n_heads
+        width = self.n_heads * config.head_dim  # dim unless pruned
+        self.q_lin = nn.Linear(config.dim, width)
+        self.k_lin = nn.Linear(config.dim, width)
+        self.v_lin = nn.Linear(config.dim, width)
+        self.out_lin = nn.Linear(width, config.dim)
         self.dropout_prob = config.attention_dropout
 
     def forward(
@@ -304,9 +307,9 @@ class DistilBertTransformerBlock(nn.Module):
     (DistilBERT applies no dropout to the attention output before the residual, unlike BERT.)
     """
 
-    def __init__(self, config: DistilBertConfig) -> None:
+    def __init__(self, config: DistilBertConfig, n_heads: int | None = None) -> None:
         super().__init__()
-        self.attention = DistilBertSelfAttention(config)
+        self.attention = DistilBertSelfAttention(config, n_heads)
         self.sa_layer_norm = nn.LayerNorm(config.dim, eps=LAYER_NORM_EPS)
         self.ffn = DistilBertFFN(config)
         self.output_layer_norm = nn.LayerNorm(config.dim, eps=LAYER_NORM_EPS)
@@ -331,7 +334,10 @@ class DistilBertTransformerBlock(nn.Module):
 class DistilBertTransformer(nn.Module):
     def __init__(self, config: DistilBertConfig) -> None:
         super().__init__()
-        self.layer = nn.ModuleList(DistilBertTransformerBlock(config) for _ in range(config.n_layers))
+        # Each layer keeps its own head count: fewer where config.pruned_heads removed some.
+        self.layer = nn.ModuleList(
+            DistilBertTransformerBlock(config, config.attention_heads(i)) for i in range(config.n_layers)
+        )
 
     def forward(
         self,
@@ -371,6 +377,13 @@ class DistilBertPreTrainedModel(PreTrainedModel):
 
 class DistilBertModel(DistilBertPreTrainedModel):
     """The bare encoder: the last hidden state (no pooler; ``pooler_output`` is None)."""
+
+    head_layout = HeadLayout(
+        layer="transformer.layer.{}",
+        attention="attention",
+        rows=("q_lin", "k_lin", "v_lin"),
+        columns="out_lin",
+    )
 
     def __init__(self, config: DistilBertConfig) -> None:
         super().__init__()

@@ -199,6 +199,12 @@ def load_service(checkpoint: str | os.PathLike[str], settings: ServeSettings) ->
         model = _load_onnx(path)
         task = detect_task(path) if kind in TASK_HEADS else None
     else:
+        from ..export.runtime import is_onnx_export
+
+        if is_onnx_export(path):
+            raise BertForgeError(
+                f"{path} is an ONNX model (bertforge export or bertforge quantize); serve it with --backend onnx"
+            )
         device = torch_device(settings.device)
         model, task = _load_torch(path, kind)
         model.to(device).eval()

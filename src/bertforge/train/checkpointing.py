@@ -54,7 +54,7 @@ import torch
 
 from ..checkpoint import save_config
 from ..errors import BertForgeError
-from ..fileio import atomic_write_text
+from ..fileio import atomic_directory, atomic_write_text, fsync_path
 
 log = logging.getLogger(__name__)
 
@@ -114,29 +114,19 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    except OSError:  # some filesystems refuse fsync on a directory
-        pass
-    finally:
-        os.close(fd)
-
-
 def write_manifest(directory: Path, **info: Any) -> None:
     """fsync every file in ``directory`` and write ``manifest.json`` (names, sizes, SHA-256) last."""
     files = {}
     for path in sorted(directory.rglob("*")):
         if path.is_file() and path.name != MANIFEST:
-            _fsync(path)
+            fsync_path(path)
             name = path.relative_to(directory).as_posix()
             files[name] = {"size": path.stat().st_size, "sha256": _sha256(path)}
     manifest = {"format": MANIFEST_FORMAT, **info, "files": files}
     from ..fileio import atomic_write_json
 
     atomic_write_json(directory / MANIFEST, manifest)
-    _fsync(directory)
+    fsync_path(directory)
 
 
 def verify_checkpoint(path: str | Path) -> str | None:
@@ -206,19 +196,6 @@ def _test_pause() -> None:
         time.sleep(float(pause))
 
 
-def temporary_directory(final: Path) -> Path:
-    """Where :func:`write_directory_atomically` builds ``final`` before renaming it."""
-    return final.parent / f".{final.name}.tmp"
-
-
-def start_temporary_directory(final: Path) -> Path:
-    """An empty :func:`temporary_directory` for ``final`` (a stale one from a killed save removed)."""
-    tmp = temporary_directory(final)
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    return tmp
-
-
 def no_space_error(final: Path) -> BertForgeError:
     """What to tell the user when the disk filled up while ``final`` was being written."""
     previous = latest_checkpoint(final.parent)
@@ -244,32 +221,19 @@ def write_directory_atomically(
     On any failure the temporary directory is removed and ``final`` is left as it was; a full
     disk becomes a :class:`BertForgeError` that says so.
     """
-    final = Path(final)
-    tmp = temporary_directory(final)
-    old = final.parent / f".{final.name}.old"
-    try:
-        if not started:
-            start_temporary_directory(final)
+
+    def write_all(tmp: Path) -> None:
         write(tmp)
         if manifest is not None:
             write_manifest(tmp, **manifest)
             _test_pause()
-        if final.exists():
-            # Two renames, so `final` is missing only between them and never half-written.
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(final, old)
-        os.replace(tmp, final)
+
+    try:
+        return atomic_directory(final, write_all, started=started)
     except OSError as err:
-        shutil.rmtree(tmp, ignore_errors=True)
         if err.errno == errno.ENOSPC:
             raise no_space_error(final) from err
         raise
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-    _fsync(final.parent)  # the rename itself survives a power cut
-    return final
 
 
 def save_model_files(

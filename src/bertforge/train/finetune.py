@@ -178,6 +178,12 @@ def _model_overrides(
 _MODEL_KEYS = ("input_ids", "attention_mask", "token_type_ids", "labels", "start_positions", "end_positions")
 
 
+def model_inputs(model: Any, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The tensors of a collated batch that the model's forward takes (labels included), on its device."""
+    device = next(model.parameters()).device
+    return forward_kwargs(model, {k: v.to(device) for k, v in batch.items() if k in _MODEL_KEYS})
+
+
 def training_step(
     model: Any,
     batch: dict[str, torch.Tensor],
@@ -187,9 +193,8 @@ def training_step(
     max_grad_norm: float = 1.0,
 ) -> float:
     """One optimisation step on a collated batch (autocast to ``dtype``, clipping); returns the loss."""
-    device = next(model.parameters()).device
-    inputs = forward_kwargs(model, {k: v.to(device) for k, v in batch.items() if k in _MODEL_KEYS})
-    with autocast(dtype, device):
+    inputs = model_inputs(model, batch)
+    with autocast(dtype, next(model.parameters()).device):
         loss = model(**inputs).loss
     loss.backward()
     if max_grad_norm > 0:

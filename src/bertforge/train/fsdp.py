@@ -44,6 +44,7 @@ from torch.distributed.checkpoint.state_dict import (
 )
 
 from ..errors import BertForgeError
+from ..fileio import start_temporary_directory, temporary_directory
 from . import checkpointing as ckpt
 from . import distributed as dist_utils
 
@@ -171,9 +172,9 @@ def save_sharded_checkpoint(
 
     The output directory must be one every process sees (a shared filesystem across nodes)."""
     final = Path(output_dir) / ckpt.checkpoint_name(step)
-    tmp = ckpt.temporary_directory(final)
+    tmp = temporary_directory(final)
     if env.is_main:
-        ckpt.start_temporary_directory(final)
+        start_temporary_directory(final)
     dist_utils.barrier(env)
     try:
         save_sharded_state(tmp / ckpt.SHARDED_STATE, model, optimizer, env)

@@ -192,6 +192,24 @@ def _device(model: Any) -> torch.device:
         return torch.device("cpu")
 
 
+def _all_heads(encoder: Any, attentions: tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
+    """Each layer's (H, T, T) weights of the one input; a pruned head (config.pruned_heads) is shown
+    in its original place as all zeros, so every layer has the config's H heads."""
+    config: Any = getattr(encoder, "config", None)
+    pruned = getattr(config, "pruned_heads", None) or {}
+    layers = []
+    for layer, weights in enumerate(attentions):
+        probs = weights[0].float()
+        if pruned.get(layer):
+            from ..pruning import kept_heads
+
+            full = probs.new_zeros(config.num_attention_heads, *probs.shape[1:])
+            full[kept_heads(config, layer)] = probs
+            probs = full
+        layers.append(probs)
+    return layers
+
+
 def attention_data(
     model: Any,
     tokenizer: Any,
@@ -272,7 +290,7 @@ def attention_data(
             f"{type(model).__name__} returned no attention weights; point the viewer at the PyTorch "
             "checkpoint (an ONNX export has none)"
         )
-    stacked = torch.stack([a[0].float() for a in attentions]).cpu().numpy()  # (L, H, T, T)
+    stacked = torch.stack(_all_heads(encoder, attentions)).cpu().numpy()  # (L, H, T, T)
     layers, heads = int(stacked.shape[0]), int(stacked.shape[1])
     return {
         "text": text,

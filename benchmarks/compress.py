@@ -1,0 +1,143 @@
+"""A fine-tuned teacher against its compressed forms, on the same dev file, in one process (scaffolding
+for issue 10 item 4: the distilled student column takes a ``bertforge distill`` output via ``--student``).
+
+For a fine-tuned checkpoint ``--teacher`` and a labelled ``--dev`` file, it makes (once, into
+``--work``; reused when there) the int8 form (``bertforge quantize``: onnxruntime dynamic int8) and
+the pruned form (``bertforge prune --target``), then measures every model with the code
+``bertforge evaluate`` runs (:func:`bertforge.pipelines.evaluation.evaluate_examples`):
+
+* the task's main metric on the dev file (first ``--dev-limit`` examples);
+* parameters and size on disk (the weights file);
+* latency at batch 1 (mean per example over the first ``--latency-examples``) and throughput at batch 32
+  (examples/s over the same examples), in fp32 and, for PyTorch models, bf16 autocast.
+
+Timed rounds alternate the models (``--rounds``, best kept), so load from other processes falls on
+all of them alike. A ratio column compares each row with the teacher in fp32.
+
+    python benchmarks/compress.py --teacher runs/conll --dev ../shared/datasets/conll2003/eng.testa
+        [--student runs/conll-distilled] [--work DIR] [--target 0.4] [--dev-limit N]
+        [--latency-examples 64] [--rounds 3] [--threads 1] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "src"))
+
+from bertforge.export.quantize import quantize_checkpoint, weights_size  # noqa: E402
+from bertforge.export.runtime import QUANTIZED_FILE, OnnxModel  # noqa: E402
+from bertforge.pipelines.common import InferenceSettings, detect_task, load_task_model, load_tokenizer  # noqa: E402
+from bertforge.pipelines.evaluation import evaluate_examples, predict_examples, read_examples  # noqa: E402
+from bertforge.train.prune import PruneConfig, prune_checkpoint  # noqa: E402
+
+
+@dataclass
+class Row:
+    name: str
+    model: Any
+    path: Path
+    dtype: torch.dtype | None  # autocast dtype (None: fp32)
+    parameters: int
+    size_bytes: int
+    metric: float = float("nan")
+    latency_ms: float = float("inf")
+    throughput: float = 0.0
+
+
+def _pytorch_rows(name: str, path: Path, task: str, bf16: bool) -> list[Row]:
+    model, _ = load_task_model(path, task)
+    params, size = model.num_parameters(), weights_size(path)
+    rows = [Row(f"{name} fp32", model, path, None, params, size)]
+    if bf16:
+        rows.append(Row(f"{name} bf16", model, path, torch.bfloat16, params, size))
+    return rows
+
+
+def _timed(row: Row, task: str, tokenizer: Any, examples: list[Any], batch_size: int) -> float:
+    settings = InferenceSettings.for_checkpoint(row.path, task, batch_size=batch_size, dtype=row.dtype)
+    start = time.perf_counter()
+    predict_examples(task, row.model, tokenizer, examples, settings)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--teacher", required=True, type=Path, help="fine-tuned checkpoint")
+    parser.add_argument("--dev", required=True, help="labelled dev file")
+    parser.add_argument("--student", type=Path, help="a distilled student (bertforge distill output)")
+    parser.add_argument("--work", type=Path, default=Path("compress-bench"), help="where the forms go")
+    parser.add_argument("--target", type=float, default=0.4, help="share of heads to prune")
+    parser.add_argument("--dev-limit", type=int)
+    parser.add_argument("--latency-examples", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--no-bf16", action="store_true", help="skip the bf16 rows")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    task = detect_task(args.teacher)
+    int8_dir, pruned_dir = args.work / "int8", args.work / "pruned"
+    if not (int8_dir / QUANTIZED_FILE).is_file():
+        quantize_checkpoint(args.teacher, int8_dir, threads=args.threads)
+    if not (pruned_dir / "config.json").is_file():
+        prune_checkpoint(
+            PruneConfig(
+                str(args.teacher), args.dev, str(pruned_dir), target=args.target, dev_limit=args.dev_limit
+            )
+        )
+
+    bf16 = not args.no_bf16
+    rows = _pytorch_rows("teacher", args.teacher, task, bf16)
+    teacher_params = rows[0].parameters
+    int8 = OnnxModel.from_pretrained(int8_dir, threads=args.threads)
+    rows.append(
+        Row("teacher int8", int8, int8_dir, None, teacher_params, (int8_dir / QUANTIZED_FILE).stat().st_size)
+    )
+    rows += _pytorch_rows(f"pruned {args.target:g}", pruned_dir, task, bf16)
+    if args.student is not None:
+        rows += _pytorch_rows("student", args.student, task, bf16)
+
+    tokenizer = load_tokenizer(args.teacher)
+    examples, _ = read_examples(task, args.dev)
+    examples = examples[: args.dev_limit] if args.dev_limit else examples
+    timed = examples[: args.latency_examples]
+    for row in rows:
+        settings = InferenceSettings.for_checkpoint(row.path, task, dtype=row.dtype)
+        metrics, _ = evaluate_examples(task, row.model, tokenizer, examples, settings)
+        row.metric = float(next(iter(metrics.values())))  # the main metric comes first
+    for _ in range(args.rounds):
+        for row in rows:
+            row.latency_ms = min(row.latency_ms, 1000 * _timed(row, task, tokenizer, timed, 1) / len(timed))
+            row.throughput = max(row.throughput, len(timed) / _timed(row, task, tokenizer, timed, 32))
+
+    base = rows[0]
+    print(f"task {task}, dev {args.dev} ({len(examples)} examples), {args.threads} thread(s)")
+    print("| model | metric | parameters | size MB | batch-1 ms | speed-up | batch-32 ex/s | speed-up |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for row in rows:
+        print(
+            f"| {row.name} | {row.metric:.4f} | {row.parameters:,} | {row.size_bytes / 1e6:.1f} | "
+            f"{row.latency_ms:.1f} | {base.latency_ms / row.latency_ms:.2f}x | {row.throughput:.1f} | "
+            f"{row.throughput / base.throughput:.2f}x |"
+        )
+    if args.json:
+        fields = ("name", "metric", "parameters", "size_bytes", "latency_ms", "throughput")
+        args.json.write_text(json.dumps([{f: getattr(r, f) for f in fields} for r in rows], indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
