@@ -42,7 +42,24 @@ TEXTS = [
     "zebra xylophone",
     "the model reads tokens and writes hidden states near the river bank.",
 ]
-SUBCOMMANDS = ("tokenize", "train-tokenizer", "info", "fill-mask", "embed", "demo")
+SUBCOMMANDS = (
+    "tokenize",
+    "train-tokenizer",
+    "info",
+    "fill-mask",
+    "embed",
+    "demo",
+    "finetune",
+    "evaluate",
+    "predict",
+    "data",
+    "pretrain",
+    "export",
+    "quantize",
+    "prune",
+    "serve",
+    "viz",
+)
 
 
 # ------------------------------------------------------------------------------------------- fixtures
@@ -360,9 +377,10 @@ def test_version_prints_the_package_version(capsys):
     assert out.strip() == f"bertforge {bertforge.__version__}"
 
 
-def test_python_dash_m_help_lists_every_subcommand():
+@pytest.mark.parametrize("module", ["bertforge.cli", "bertforge"])
+def test_python_dash_m_help_lists_every_subcommand(module):
     result = subprocess.run(
-        [sys.executable, "-m", "bertforge.cli", "--help"], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr
     for command in SUBCOMMANDS:
