@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -33,6 +34,14 @@ VOCAB_FILE = "vocab.txt"
 SPECIAL_TOKEN_KEYS = ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
 # BERT's conventional order; train() assigns these ids 0..4.
 TRAIN_SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+# The characters BertNormalizer(handle_chinese_chars=True) pads with spaces, exactly: BERT's CJK
+# ranges as the tokenizers library has them (its fourth extension range starts at 0x2B920, not 0x2B820).
+_PADDED_CJK = (
+    "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002a6df\U0002a700-\U0002b81f"
+    "\U0002b920-\U0002ceaf\U0002f800-\U0002fa1f"
+)
+_PIECES_WITH_CJK = re.compile(f"[{_PADDED_CJK}]| +|[^ {_PADDED_CJK}]+")
+_PIECES = re.compile(" +|[^ ]+")
 _CONFIG_KEYS = (
     "do_lower_case",
     "strip_accents",
@@ -146,6 +155,15 @@ class BertTokenizer(FastTokenizer):
 
     def _is_word_start_token(self, token: str) -> bool:
         return not token.startswith("##")
+
+    def piece_pattern(self) -> re.Pattern[str]:
+        # BertNormalizer turns spaces into word breaks and pads every CJK character with spaces; the
+        # rest of the pipeline (NFD, lowercasing, cleaning, punctuation splits, WordPiece) works
+        # within a word. So runs of spaces, single CJK characters and runs of anything else are
+        # encoded independently.
+        if self.tokenize_chinese_chars:
+            return _PIECES_WITH_CJK
+        return _PIECES
 
     # ----------------------------------------------------------------------------------- loading, saving
 
