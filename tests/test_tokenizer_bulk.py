@@ -105,6 +105,13 @@ def test_sentences_without_tokens_get_length_zero(wordpiece: dict[str, BertToken
     assert_same_as_encode_batch(encoder, wordpiece["uncased"], ["", "   ", "\u200b", "the cat"])
 
 
+def test_sentence_holding_the_separator_still_encodes_right(wordpiece: dict[str, BertTokenizer]) -> None:
+    # Sentences are joined by " \n " internally; one that contains it takes the slow, exact path.
+    assert_same_as_encode_batch(
+        BulkEncoder(wordpiece["uncased"]), wordpiece["uncased"], ["a \n b", "the cat"]
+    )
+
+
 def test_special_token_that_strips_spaces_disables_the_cache() -> None:
     # RoBERTa's <mask> eats the space before it, and its pieces would carry their leading space:
     # byte-level BPE does not promise independent pieces, so whole sentences go to encode_batch.

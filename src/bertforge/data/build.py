@@ -85,7 +85,7 @@ class _Encoder:
             split = to_sentences(document)
             sentences.extend(split)
             per_document[d] = len(split)
-        han = np.fromiter((_HAN.search(s) is not None for s in sentences), np.bool_, len(sentences))
+        han = np.array([_HAN.search(s) is not None for s in sentences], dtype=np.bool_)
         encoded = self.bulk.encode(sentences, char_starts=bool(han.any()))
         ids, lengths = encoded.ids, encoded.lengths
         # The tokenizer knows its family's word marks (## for WordPiece, Ġ for byte-level BPE, ▁ for
@@ -113,8 +113,9 @@ class _Encoder:
         if self._segmenter is None:
             self._segmenter = JiebaSegmenter()
         chosen = np.flatnonzero(han)
-        flags = self._segmenter.word_start_flags([sentences[i] for i in chosen.tolist()])
-        sizes = np.fromiter((len(sentences[i]) + 1 for i in chosen.tolist()), np.int64, len(chosen))
+        chinese = [sentences[i] for i in chosen.tolist()]
+        flags = self._segmenter.word_start_flags(chinese)
+        sizes = np.fromiter(map(len, chinese), np.int64, len(chinese)) + 1
         flag_base = np.zeros(len(sentences), dtype=np.int64)
         flag_base[chosen] = np.cumsum(sizes) - sizes
         sentence_of = np.repeat(np.arange(len(sentences)), lengths)

@@ -208,7 +208,8 @@ class FastTokenizer:
         """A regex whose matches cut any text into pieces that this tokenizer encodes independently
         (the ids of a text are those of its pieces, concatenated), or None when the family cannot
         promise that. :class:`~bertforge.tokenization.bulk.BulkEncoder` then encodes each distinct
-        piece once."""
+        piece once. Runs of spaces must be pieces of their own, and text without characters from
+        U+3000 up must be cut at its spaces only (BulkEncoder cuts such text with ``str.split``)."""
         return None
 
     @classmethod

@@ -14,8 +14,10 @@ pieces would carry their leading space, and Unigram, whose precompiled normalise
 spaces) and for a vocabulary whose special tokens could span a cut (one containing a space or a CJK
 character, or one that strips the spaces around it), sentences go to ``encode_batch`` whole.
 
-(2026-11) 17 MB of English books: ~130k distinct pieces out of 3.3M, so ``encode_batch`` sees 4% of
-the text; the rest is one ``re.findall`` per sentence, one dict look-up per piece and a few gathers.
+(2026-11) 9 MB of English books: 102k distinct pieces out of 1.7M, so ``encode_batch`` sees 6% of
+the text; the rest is one ``str.split`` (or ``re.findall`` for CJK) per chunk of sentences, one dict
+look-up per piece and a few numpy gathers: about 4x the speed of ``encode_batch``, more as the
+cache warms up.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ import numpy as np
 
 DEFAULT_MAX_PIECES = 1_000_000
 _JOINED_CHARS = 1 << 16  # characters per text when new pieces are encoded joined
+# A UTF-8 lead byte of a character from U+3000 up: searching the bytes is several times faster than
+# max() over the characters.
+_FROM_U3000 = re.compile(b"[\xe3-\xf4]")
 
 
 @dataclass
@@ -91,46 +96,55 @@ class BulkEncoder:
 
     def encode(self, sentences: list[str], char_starts: bool = False) -> BulkEncoding:
         """Token ids and per-sentence lengths (and, with ``char_starts``, token start offsets)."""
-        if self.pattern is None:
+        if self.pattern is None or not sentences:
             return self._encode_whole(sentences, char_starts)
-        # ASCII sentences are cut at single spaces by str.split (twice as fast as the regex, and
-        # "a  b" gives an empty piece between the spaces, which encodes to nothing); the rest by
-        # the family's pattern, whose pieces include the runs of spaces.
-        findall = self.pattern.findall
-        ascii_sentence = np.fromiter((s.isascii() for s in sentences), np.bool_, len(sentences))
-        per_sentence = [
-            sentence.split(" ") if is_ascii else findall(sentence)
-            for sentence, is_ascii in zip(sentences, ascii_sentence.tolist(), strict=True)
-        ]
-        pieces_per_sentence = np.fromiter(map(len, per_sentence), np.int64, len(per_sentence))
-        pieces = list(itertools.chain.from_iterable(per_sentence))
-        self._learn(pieces)
+        # All sentences in one text, separated by " \n ": the "\n" piece marks where the next one
+        # starts. Text without characters from U+3000 up (no CJK) is cut at its spaces by str.split
+        # (several times faster than the regex; "a  b" gives an empty piece, which encodes to
+        # nothing); other text by the family's pattern, whose pieces include the runs of spaces.
+        text = " \n ".join(sentences)
+        by_spaces = text.isascii() or not _FROM_U3000.search(text.encode("utf-8"))
+        pieces = text.split(" ") if by_spaces else self.pattern.findall(text)
+        which = self._lookup(pieces)
         cache = self._cache
-        which = np.fromiter(map(cache.index.__getitem__, pieces), np.int64, len(pieces))
+        markers = np.flatnonzero(which == cache.index.get("\n", -1))
+        if len(markers) != len(sentences) - 1:  # a sentence holds " \n " itself: no shortcut
+            return self._encode_whole(sentences, char_starts)
         counts = cache.count[which]  # tokens per piece occurrence
         source = _ragged_positions(cache.first[which], counts)  # [T] into the cache's token arrays
         ids = cache.ids[source]
         tokens_before = np.concatenate([[0], np.cumsum(counts)])
-        piece_bounds = np.concatenate([[0], np.cumsum(pieces_per_sentence)])
-        lengths = tokens_before[piece_bounds[1:]] - tokens_before[piece_bounds[:-1]]
+        bounds = np.concatenate([[0], markers, [len(pieces)]])
+        lengths = tokens_before[bounds[1:]] - tokens_before[bounds[:-1]]
         starts = None
         if char_starts:
-            # A piece's offset in its sentence: the characters of the pieces before it in that
-            # sentence, plus the space that str.split removed after each of them.
-            stride = cache.chars[which] + np.repeat(ascii_sentence, pieces_per_sentence)
-            chars_before = np.concatenate([[0], np.cumsum(stride)])
-            piece_offset = chars_before[:-1] - np.repeat(chars_before[piece_bounds[:-1]], pieces_per_sentence)
-            starts = np.repeat(piece_offset, counts) + cache.offsets[source]
+            # Where each piece starts in the text (str.split removed one space after each piece),
+            # each sentence (two characters after its marker), and so each token in its sentence.
+            stride = cache.chars[which] + int(by_spaces)
+            piece_start = np.cumsum(stride) - stride
+            sentence_start = np.concatenate([[0], piece_start[markers] + 2])
+            token_start = np.repeat(piece_start, counts) + cache.offsets[source]
+            starts = token_start - np.repeat(sentence_start, lengths)
         return BulkEncoding(ids, lengths, starts)
 
-    def _learn(self, pieces: list[str]) -> None:
-        """Encode the pieces not in the cache yet (starting the cache over when it would overflow)."""
-        new = list(set(pieces).difference(self._cache.index))
-        if len(self._cache.index) + len(new) > self.max_pieces:
+    def _lookup(self, pieces: list[str]) -> np.ndarray:
+        """int64 [len(pieces)]: each piece's index in the cache, encoding the pieces it lacks."""
+        index = self._cache.index
+        which = np.fromiter(map(index.get, pieces, itertools.repeat(-1)), np.int64, len(pieces))
+        missing = np.flatnonzero(which < 0)
+        if missing.size == 0:
+            return which
+        new = list({pieces[i] for i in missing.tolist()})
+        if len(index) + len(new) > self.max_pieces:
             self._cache = _PieceCache()
-            new = list(set(pieces))
-        if not new:
-            return
+            self._learn(list(set(pieces)))
+            return np.fromiter(map(self._cache.index.__getitem__, pieces), np.int64, len(pieces))
+        self._learn(new)
+        which[missing] = np.fromiter((index[pieces[i]] for i in missing.tolist()), np.int64, missing.size)
+        return which
+
+    def _learn(self, new: list[str]) -> None:
+        """Encode ``new`` pieces (none of them cached yet) and add them to the cache."""
         # Joined by spaces, a few long texts instead of one Encoding per piece (~30 us each): a
         # space is a cut, so each piece's tokens are what it gives alone; offsets say whose they are.
         lengths = np.fromiter(map(len, new), np.int64, len(new))
