@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-DEFAULT_MAX_PIECES = 1_000_000
+DEFAULT_MAX_PIECES = 500_000  # ~170 bytes each (dict entry, key, tokens): under 100 MB
 _JOINED_CHARS = 1 << 16  # characters per text when new pieces are encoded joined
 # A UTF-8 lead byte of a character from U+3000 up: searching the bytes is several times faster than
 # max() over the characters.
