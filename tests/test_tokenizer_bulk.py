@@ -136,3 +136,16 @@ def test_padded_cjk_ranges_are_exactly_what_the_normaliser_pads() -> None:
         for code in (first - 1, last + 1):
             if not any(a <= code <= b for a, b in bounds):
                 assert normaliser.normalize_str(chr(code)) == chr(code), hex(code)
+
+
+def test_cut_punctuation_is_isolated_by_the_pre_tokenizer_and_kept_by_the_normaliser() -> None:
+    from tokenizers import normalizers, pre_tokenizers
+
+    from bertforge.tokenization.wordpiece import _CUT_PUNCTUATION
+
+    split = pre_tokenizers.BertPreTokenizer()
+    for char in _CUT_PUNCTUATION:
+        assert [word for word, _ in split.pre_tokenize_str(f"ab{char}cd")] == ["ab", char, "cd"], repr(char)
+        for lowercase in (True, False):
+            normaliser = normalizers.BertNormalizer(lowercase=lowercase, strip_accents=lowercase)
+            assert normaliser.normalize_str(char) == char, repr(char)

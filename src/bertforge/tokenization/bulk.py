@@ -144,7 +144,35 @@ class BulkEncoder:
         return which
 
     def _learn(self, new: list[str]) -> None:
-        """Encode ``new`` pieces (none of them cached yet) and add them to the cache."""
+        """Add ``new`` pieces (none of them cached yet) to the cache. A piece cut at the spaces
+        (str.split) may hold finer pieces ("said," is "said" and ","): only the finer pieces not
+        seen yet are encoded, and the piece is assembled from them."""
+        assert self.pattern is not None
+        findall = self.pattern.findall
+        parts_of = [findall(piece) for piece in new]
+        index = self._cache.index
+        unknown = list({part for parts in parts_of for part in parts if part not in index})
+        if unknown:
+            self._encode(unknown)
+        composite = [i for i, parts in enumerate(parts_of) if len(parts) != 1]  # 1 part: itself
+        if not composite:
+            return
+        parts = [part for i in composite for part in parts_of[i]]
+        part_counts = np.fromiter((len(parts_of[i]) for i in composite), np.int64, len(composite))
+        cache = self._cache
+        which = np.fromiter(map(index.__getitem__, parts), np.int64, len(parts))
+        counts = cache.count[which]
+        source = _ragged_positions(cache.first[which], counts)
+        # A part's offset in its piece: the characters of the parts before it in that piece.
+        chars_before = np.concatenate([[0], np.cumsum(cache.chars[which])])
+        piece_base = chars_before[np.cumsum(part_counts) - part_counts]
+        part_offset = chars_before[:-1] - np.repeat(piece_base, part_counts)
+        owner = np.repeat(np.repeat(np.arange(len(composite)), part_counts), counts)
+        offsets = np.repeat(part_offset, counts) + cache.offsets[source]
+        cache.add([new[i] for i in composite], cache.ids[source], offsets, owner)
+
+    def _encode(self, new: list[str]) -> None:
+        """Encode ``new`` pieces with the tokenizer and add them to the cache."""
         # Joined by spaces, a few long texts instead of one Encoding per piece (~30 us each): a
         # space is a cut, so each piece's tokens are what it gives alone; offsets say whose they are.
         lengths = np.fromiter(map(len, new), np.int64, len(new))

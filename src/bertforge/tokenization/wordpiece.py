@@ -40,8 +40,9 @@ _PADDED_CJK = (
     "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002a6df\U0002a700-\U0002b81f"
     "\U0002b920-\U0002ceaf\U0002f800-\U0002fa1f"
 )
-_PIECES_WITH_CJK = re.compile(f"[{_PADDED_CJK}]| +|[^ {_PADDED_CJK}]+")
-_PIECES = re.compile(" +|[^ ]+")
+# Punctuation that BertPreTokenizer always splits off and the normaliser leaves as it is: ASCII's,
+# curly quotes and the em dash (the common ones in books).
+_CUT_PUNCTUATION = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~\u2018\u2019\u201c\u201d\u2014"
 _CONFIG_KEYS = (
     "do_lower_case",
     "strip_accents",
@@ -157,13 +158,16 @@ class BertTokenizer(FastTokenizer):
         return not token.startswith("##")
 
     def piece_pattern(self) -> re.Pattern[str]:
-        # BertNormalizer turns spaces into word breaks and pads every CJK character with spaces; the
-        # rest of the pipeline (NFD, lowercasing, cleaning, punctuation splits, WordPiece) works
-        # within a word. So runs of spaces, single CJK characters and runs of anything else are
-        # encoded independently.
+        # BertNormalizer turns spaces into word breaks and pads every CJK character with spaces, and
+        # BertPreTokenizer isolates every punctuation character; the rest of the pipeline (NFD,
+        # lowercasing, cleaning, WordPiece) works within a word. So runs of spaces, single CJK
+        # characters, single punctuation marks and runs of anything else are encoded independently.
+        # Punctuation that occurs in a special token ("[", "]") is not cut: "[MASK]" stays whole.
+        special = set("".join(self.all_special_tokens))
+        punctuation = re.escape("".join(c for c in _CUT_PUNCTUATION if c not in special))
         if self.tokenize_chinese_chars:
-            return _PIECES_WITH_CJK
-        return _PIECES
+            return re.compile(f"[{_PADDED_CJK}]| +|[{punctuation}]|[^ {punctuation}{_PADDED_CJK}]+")
+        return re.compile(f" +|[{punctuation}]|[^ {punctuation}]+")
 
     # ----------------------------------------------------------------------------------- loading, saving
 
