@@ -54,16 +54,42 @@ def _ragged_positions(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return np.arange(total, dtype=np.int64) + np.repeat(starts - (ends - counts), counts)
 
 
+class _Growing:
+    """An int64 array appended to in amortised O(1): capacity doubles, ``data`` holds the filled part
+    plus spare room (indexing it with valid indices is all the cache needs)."""
+
+    def __init__(self) -> None:
+        self.data = np.zeros(1024, dtype=np.int64)
+        self.size = 0
+
+    def extend(self, values: np.ndarray) -> None:
+        end = self.size + len(values)
+        if end > len(self.data):
+            grown = np.zeros(max(end, 2 * len(self.data)), dtype=np.int64)
+            grown[: self.size] = self.data[: self.size]
+            self.data = grown
+        self.data[self.size : end] = values
+        self.size = end
+
+
 class _PieceCache:
-    """Each distinct piece's tokens (ids and offsets inside the piece), stored flat in numpy arrays."""
+    """Each distinct piece's tokens (ids and offsets inside the piece), stored flat in numpy arrays
+    that grow by doubling (re-copying the whole cache for every chunk's new pieces would cost time
+    in proportion to its size, chunk after chunk)."""
 
     def __init__(self) -> None:
         self.index: dict[str, int] = {}
-        self.first = np.zeros(0, dtype=np.int64)  # [P]: where piece p's tokens start in ids/offsets
-        self.count = np.zeros(0, dtype=np.int64)  # [P]: how many tokens piece p has
-        self.chars = np.zeros(0, dtype=np.int64)  # [P]: len(piece) in characters
-        self.ids = np.zeros(0, dtype=np.int64)
-        self.offsets = np.zeros(0, dtype=np.int64)
+        self._first = _Growing()  # [P]: where piece p's tokens start in ids/offsets
+        self._count = _Growing()  # [P]: how many tokens piece p has
+        self._chars = _Growing()  # [P]: len(piece) in characters
+        self._ids = _Growing()
+        self._offsets = _Growing()
+
+    first = property(lambda self: self._first.data)
+    count = property(lambda self: self._count.data)
+    chars = property(lambda self: self._chars.data)
+    ids = property(lambda self: self._ids.data)
+    offsets = property(lambda self: self._offsets.data)
 
     def add(self, pieces: list[str], ids: np.ndarray, offsets: np.ndarray, owner: np.ndarray) -> None:
         """Append ``pieces``, whose tokens are ``ids``/``offsets`` (in piece order; ``owner`` says
@@ -71,11 +97,11 @@ class _PieceCache:
         counts = np.bincount(owner, minlength=len(pieces)).astype(np.int64)
         base = len(self.index)
         self.index.update(zip(pieces, range(base, base + len(pieces)), strict=True))
-        self.first = np.concatenate([self.first, len(self.ids) + np.cumsum(counts) - counts])
-        self.count = np.concatenate([self.count, counts])
-        self.chars = np.concatenate([self.chars, np.fromiter(map(len, pieces), np.int64, len(pieces))])
-        self.ids = np.concatenate([self.ids, ids])
-        self.offsets = np.concatenate([self.offsets, offsets])
+        self._first.extend(self._ids.size + np.cumsum(counts) - counts)
+        self._count.extend(counts)
+        self._chars.extend(np.fromiter(map(len, pieces), np.int64, len(pieces)))
+        self._ids.extend(ids)
+        self._offsets.extend(offsets)
 
 
 class BulkEncoder:
