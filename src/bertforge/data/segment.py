@@ -195,7 +195,7 @@ class JiebaSegmenter:
         words = self._rjieba.cut(text, False)  # jieba's route, runs of 1-char alnum words merged
         word_lengths = np.fromiter(map(len, words), np.int64, len(words))
         word_starts = np.cumsum(word_lengths) - word_lengths
-        codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+        codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
         alnum = ((codes >= 48) & (codes <= 57)) | (((codes | 32) >= 97) & ((codes | 32) <= 122))
         han = (codes >= _FIRST_HAN) & (codes <= _LAST_HAN)
         in_blocks = han | alnum | np.isin(codes, _JIEBA_HAN_PUNCT)

@@ -129,7 +129,7 @@ class BulkEncoder:
         # (several times faster than the regex; "a  b" gives an empty piece, which encodes to
         # nothing); other text by the family's pattern, whose pieces include the runs of spaces.
         text = " \n ".join(sentences)
-        by_spaces = text.isascii() or not _FROM_U3000.search(text.encode("utf-8"))
+        by_spaces = text.isascii() or not _FROM_U3000.search(text.encode("utf-8", "surrogatepass"))
         pieces = text.split(" ") if by_spaces else self.pattern.findall(text)
         which = self._lookup(pieces)
         cache = self._cache
