@@ -291,6 +291,22 @@ def test_cli_builds_and_describes_a_dataset(
     assert main([*argv, "--overwrite"]) == 0
 
 
+def test_cli_builds_with_a_byte_level_bpe_tokenizer(corpus_file: Path, tmp_path: Path) -> None:
+    from bertforge.tokenization import RobertaTokenizer
+
+    texts = [line for line in corpus_file.read_text(encoding="utf-8").splitlines() if line]
+    roberta = RobertaTokenizer.train_from_iterator(texts, vocab_size=400)
+    roberta.save_pretrained(tmp_path / "tok")
+    argv = ["data", "build", "--corpus", str(corpus_file), "--tokenizer", str(tmp_path / "tok")]
+    assert main([*argv, "--out", str(tmp_path / "ds"), "--eval-fraction", "0"]) == 0
+    dataset = TokenDataset.open(tmp_path / "ds")
+    dataset.check_tokenizer(roberta)  # built with this vocabulary, not refused as "not WordPiece"
+    first = Corpus(corpus_file).__iter__().__next__()
+    assert [ids.tolist() for ids in dataset.document(0)] == [
+        roberta.encode(s, add_special_tokens=False) for s in first
+    ]
+
+
 def test_cli_reports_bad_input_on_one_line(
     tokenizer: BertTokenizer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

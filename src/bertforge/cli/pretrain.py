@@ -14,9 +14,9 @@ from .common import Parser, positive_int
 # --------------------------------------------------------------------------------------- data
 def cmd_data_build(args: argparse.Namespace) -> None:
     from ..data.build import build_dataset
-    from ..tokenizer import BertTokenizer
+    from ..tokenization import load_tokenizer
 
-    tokenizer = BertTokenizer.from_pretrained(args.tokenizer)
+    tokenizer = load_tokenizer(args.tokenizer)  # any family: WordPiece, byte-level BPE, Unigram
     summary = build_dataset(
         args.corpus,
         tokenizer,

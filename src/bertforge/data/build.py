@@ -4,8 +4,9 @@ The pipeline streams, so memory is bounded by one shard, whatever the corpus siz
 
     Corpus (parent: read + decode + find paragraphs)          documents, in corpus order
       -> chunks of ~256k characters                            bounded number in flight
-      -> worker processes: split sentences, encode_batch,      ids, whole-word flags,
-         whole-word flags (tokenizer; jieba for Chinese)       sentence lengths
+      -> worker processes: split sentences, tokenise           ids, whole-word flags,
+         (BulkEncoder: each distinct word once), whole-word    sentence lengths
+         flags (tokenizer; jieba's words for Chinese)
       -> parent, in chunk order: eval/train draw per document, shard writers flush every
          ``shard_tokens`` tokens; a copy of the tokenizer in ``tokenizer/``; manifest.json last.
 
@@ -19,7 +20,8 @@ build (manifest included) is renamed to ``out``. An existing dataset at ``out`` 
 Whole-word starts: the tokenizer says which tokens start a word (``tokenizer.word_starts``: not a
 ``##`` continuation for WordPiece, ``Ġ``/``▁``-marked for BPE/Unigram, first in its sentence); in a
 sentence that contains Chinese characters it must also begin at the first character of a jieba word (mapped through
-the tokenizer's character offsets), so "卡拉OK" is one word of three tokens and "模型" one of two.
+the tokenizer's character offsets), so "卡拉OK" is one word of three tokens and "模型" one of two. The words are
+exactly ``jieba.cut``'s, found about 15 times faster by :class:`~bertforge.data.segment.JiebaSegmenter`.
 
 (2025-06) Workers are forked where the OS allows it: a spawned worker would re-import bertforge and
 with it torch (seconds and ~300 MB each). The tokenizer's own thread pool is switched off in workers
@@ -29,7 +31,6 @@ with it torch (seconds and ~300 MB each). The tokenizer's own thread pool is swi
 from __future__ import annotations
 
 import collections
-import itertools
 import logging
 import multiprocessing
 import os
@@ -49,8 +50,10 @@ import numpy as np
 
 from ..errors import BertForgeError
 from ..fileio import atomic_write_json
+from ..tokenization.bulk import BulkEncoder
 from .corpus import Corpus, RawDocument, to_sentences
 from .dataset import FORMAT_NAME, FORMAT_VERSION, MANIFEST, ShardWriter, read_manifest
+from .segment import JiebaSegmenter
 
 logger = logging.getLogger(__name__)
 
@@ -65,21 +68,13 @@ _MASK64 = (1 << 64) - 1
 
 
 class _Encoder:
-    """Per-process state: the tokenizer (its Rust backend and word-start table), and jieba (lazily)."""
+    """Per-process state: the tokenizer with its piece cache, and the jieba segmenter (lazily)."""
 
     def __init__(self, tokenizer: Any, dtype: np.dtype) -> None:
-        self.backend = tokenizer.backend_tokenizer
         self.dtype = dtype
         self.tokenizer = tokenizer
-        self._jieba: Any = None
-
-    def _cut(self, sentence: str) -> Iterator[str]:
-        if self._jieba is None:
-            import jieba  # type: ignore[import-untyped]
-
-            jieba.setLogLevel(logging.WARNING)
-            self._jieba = jieba
-        return self._jieba.cut(sentence)  # type: ignore[no-any-return]
+        self.bulk = BulkEncoder(tokenizer)
+        self._segmenter: JiebaSegmenter | None = None
 
     def encode(self, documents: list[RawDocument]) -> tuple[np.ndarray, ...]:
         """ids [T], word_starts [T], sentence lengths [S], sentences per document [D]; sentences
@@ -90,28 +85,42 @@ class _Encoder:
             split = to_sentences(document)
             sentences.extend(split)
             per_document[d] = len(split)
-        encodings = self.backend.encode_batch(sentences, add_special_tokens=False)
-        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
-        ids = np.fromiter(
-            itertools.chain.from_iterable(e.ids for e in encodings), dtype=np.int64, count=int(lengths.sum())
-        )
+        han = np.array([_HAN.search(s) is not None for s in sentences], dtype=np.bool_)
+        encoded = self.bulk.encode(sentences, char_starts=bool(han.any()))
+        ids, lengths = encoded.ids, encoded.lengths
         # The tokenizer knows its family's word marks (## for WordPiece, Ġ for byte-level BPE, ▁ for
         # Unigram); for WordPiece this is exactly "not a ## continuation".
         starts = self.tokenizer.word_starts(ids, lengths)
-        ends = np.cumsum(lengths)
-        for s, sentence in enumerate(sentences):
-            if lengths[s] and _HAN.search(sentence):
-                word_starts, position = [], 0
-                for word in self._cut(sentence):
-                    word_starts.append(position)
-                    position += len(word)
-                token_starts = np.fromiter((a for a, _ in encodings[s].offsets), dtype=np.int64)
-                span = slice(ends[s] - lengths[s], ends[s])
-                starts[span] &= np.isin(token_starts, word_starts)
+        han &= lengths > 0
+        if han.any():
+            self._and_jieba_word_starts(sentences, han, lengths, encoded.char_starts, starts)
         keep = lengths > 0
         document_of = np.repeat(np.arange(len(documents)), per_document)
         counts = np.bincount(document_of[keep], minlength=len(documents)).astype(np.int64)
         return ids.astype(self.dtype), starts, lengths[keep], counts
+
+    def _and_jieba_word_starts(
+        self,
+        sentences: list[str],
+        han: np.ndarray,
+        lengths: np.ndarray,
+        char_starts: np.ndarray | None,
+        starts: np.ndarray,
+    ) -> None:
+        """In a sentence with Chinese characters a token starts a word only if it also begins at
+        the first character of a jieba word (its character offset is one of jieba's word starts)."""
+        assert char_starts is not None
+        if self._segmenter is None:
+            self._segmenter = JiebaSegmenter()
+        chosen = np.flatnonzero(han)
+        chinese = [sentences[i] for i in chosen.tolist()]
+        flags = self._segmenter.word_start_flags(chinese)
+        sizes = np.fromiter(map(len, chinese), np.int64, len(chinese)) + 1
+        flag_base = np.zeros(len(sentences), dtype=np.int64)
+        flag_base[chosen] = np.cumsum(sizes) - sizes
+        sentence_of = np.repeat(np.arange(len(sentences)), lengths)
+        tokens = han[sentence_of]
+        starts[tokens] &= flags[flag_base[sentence_of[tokens]] + char_starts[tokens]]
 
 
 _WORKER: _Encoder | None = None

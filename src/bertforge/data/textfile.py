@@ -136,7 +136,8 @@ def iter_lines(path: Path, errors: str = "replace", stats: CorpusStats | None = 
                 f"{path} looks like a binary file, not UTF-8 text ({decoder.replaced} undecodable bytes "
                 f"in its first {decoder.offset}); remove it from the corpus or convert it to UTF-8"
             )
-        text = held_cr + text
+        # Cleaned a chunk at a time, line ends kept: the same as cleaning each line, in one pass.
+        text = held_cr + strip_control_chars(text, keep_line_ends=True)
         held_cr = ""
         if text.endswith("\r") and not final:
             text, held_cr = text[:-1], "\r"
@@ -145,13 +146,12 @@ def iter_lines(path: Path, errors: str = "replace", stats: CorpusStats | None = 
             line.append(pieces[0])
             continue
         line.append(pieces[0])
-        yield strip_control_chars("".join(line))
-        for piece in pieces[1:-1]:
-            yield strip_control_chars(piece)
+        yield "".join(line)
+        yield from pieces[1:-1]
         line = [pieces[-1]]
     last = "".join(line)
     if last:
-        yield strip_control_chars(last)
+        yield last
     if decoder.replaced:
         logger.warning(
             "%s: replaced %d undecodable bytes with U+FFFD (first at byte %d); pass errors='strict' "

@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -202,6 +203,14 @@ class FastTokenizer:
     def _is_word_start_token(self, token: str) -> bool:
         """True when a token begins a new word wherever it occurs (WordPiece: no ``##``, ...)."""
         raise NotImplementedError
+
+    def piece_pattern(self) -> re.Pattern[str] | None:
+        """A regex whose matches cut any text into pieces that this tokenizer encodes independently
+        (the ids of a text are those of its pieces, concatenated), or None when the family cannot
+        promise that. :class:`~bertforge.tokenization.bulk.BulkEncoder` then encodes each distinct
+        piece once. Runs of spaces must be pieces of their own, and text without characters from
+        U+3000 up must be cut at its spaces only (BulkEncoder cuts such text with ``str.split``)."""
+        return None
 
     @classmethod
     def _from_directory(cls, path: Path, settings: dict[str, Any]) -> FastTokenizer:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -33,6 +34,15 @@ VOCAB_FILE = "vocab.txt"
 SPECIAL_TOKEN_KEYS = ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
 # BERT's conventional order; train() assigns these ids 0..4.
 TRAIN_SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+# The characters BertNormalizer(handle_chinese_chars=True) pads with spaces, exactly: BERT's CJK
+# ranges as the tokenizers library has them (its fourth extension range starts at 0x2B920, not 0x2B820).
+_PADDED_CJK = (
+    "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002a6df\U0002a700-\U0002b81f"
+    "\U0002b920-\U0002ceaf\U0002f800-\U0002fa1f"
+)
+# Punctuation that BertPreTokenizer always splits off and the normaliser leaves as it is: ASCII's,
+# curly quotes and the em dash (the common ones in books).
+_CUT_PUNCTUATION = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~\u2018\u2019\u201c\u201d\u2014"
 _CONFIG_KEYS = (
     "do_lower_case",
     "strip_accents",
@@ -155,6 +165,18 @@ class BertTokenizer(FastTokenizer):
 
     def _is_word_start_token(self, token: str) -> bool:
         return not token.startswith("##")
+
+    def piece_pattern(self) -> re.Pattern[str]:
+        # BertNormalizer turns spaces into word breaks and pads every CJK character with spaces, and
+        # BertPreTokenizer isolates every punctuation character; the rest of the pipeline (NFD,
+        # lowercasing, cleaning, WordPiece) works within a word. So runs of spaces, single CJK
+        # characters, single punctuation marks and runs of anything else are encoded independently.
+        # Punctuation that occurs in a special token ("[", "]") is not cut: "[MASK]" stays whole.
+        special = set("".join(self.all_special_tokens))
+        punctuation = re.escape("".join(c for c in _CUT_PUNCTUATION if c not in special))
+        if self.tokenize_chinese_chars:
+            return re.compile(f"[{_PADDED_CJK}]| +|[{punctuation}]|[^ {punctuation}{_PADDED_CJK}]+")
+        return re.compile(f" +|[{punctuation}]|[^ {punctuation}]+")
 
     # ----------------------------------------------------------------------------------- loading, saving
 
