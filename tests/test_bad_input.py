@@ -90,7 +90,7 @@ CASES: dict[str, Case] = {
     ),
     "corpus-tokenizer-without-vocabulary": Case(
         "data build --tokenizer {files}/tok-empty --out {out} --corpus {files}/corpus.txt",
-        ("no vocab.txt or tokenizer.json in {files}/tok-empty",),
+        ("cannot tell which tokenizer {files}/tok-empty holds (found: nothing)", "vocab.txt"),
     ),
     "dataset-already-there": Case(
         "data build --tokenizer {tok} --out {data} --corpus {files}/corpus.txt",
