@@ -7,6 +7,7 @@ stderr with nothing written. Every task and family: test_distill_task_families.p
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import random
@@ -25,9 +26,11 @@ from bertforge.cli import main
 from bertforge.errors import BertForgeError
 from bertforge.tokenizer import BertTokenizer
 from bertforge.train import distill_stages
+from bertforge.train.distill_config import DistillConfig
 from bertforge.train.distill_losses import attention_kl_loss, hidden_mse_loss, soft_target_loss
+from bertforge.train.distill_plan import build_student, plan_distillation
 from bertforge.train.distill_stages import PredictionLoss, TeacherOutputs, soft_loss, teacher_outputs
-from bertforge.train.distill_task import WORK_DIR, DistillConfig, _plan, build_student, distill
+from bertforge.train.distill_task import WORK_DIR, distill
 from bertforge.train.finetune import finetune
 from bertforge.train.finetune_config import FinetuneConfig
 
@@ -219,7 +222,10 @@ def test_a_student_cut_from_the_teacher_starts_as_the_chosen_layers(teacher: Pat
         task="classification", model="", teacher=str(teacher), student_layers=[1],
         train=str(workspace() / "classification-train.tsv"), out=str(workspace() / "unused"),
     ).resolved()  # fmt: skip
-    plan = _plan(config)
+    with pytest.raises(BertForgeError, match="max_seq_length=128 does not fit the teacher's 64 positions"):
+        plan_distillation(config)
+    config = dataclasses.replace(config, max_seq_length=64)
+    plan = plan_distillation(config)
     student = build_student(config, plan, plan.labels)
     assert isinstance(student, BertForSequenceClassification) and student.config.num_hidden_layers == 1
     taught = load_file(teacher / "model.safetensors")

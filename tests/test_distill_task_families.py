@@ -19,7 +19,8 @@ from bertforge import BertConfig, BertForMaskedLM, auto
 from bertforge.pipelines import load_task_model
 from bertforge.pipelines.evaluation import run_on_file
 from bertforge.tokenization import BertTokenizer
-from bertforge.train.distill_task import WORK_DIR, DistillConfig, distill
+from bertforge.train.distill_config import DistillConfig
+from bertforge.train.distill_task import WORK_DIR, distill
 from bertforge.train.finetune import finetune
 from bertforge.train.finetune_config import FinetuneConfig
 

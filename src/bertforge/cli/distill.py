@@ -19,7 +19,9 @@ def cmd_distill(args: argparse.Namespace) -> None:
 
 
 def _distill(args: argparse.Namespace) -> None:
-    from ..train.distill_task import DistillConfig, distill, teacher_task
+    from ..train.distill_config import DistillConfig
+    from ..train.distill_plan import teacher_task
+    from ..train.distill_task import distill
 
     check_seed_flags(args)
     options = config_options(args, DistillConfig)
