@@ -309,6 +309,8 @@ def test_a_task_the_teacher_cannot_do_and_bad_layers_are_refused(
     assert code == 2 and "--alpha 1.5 must be in [0, 1]" in err
     code, err = _run(_distill_args(teacher, out), capsys)
     assert code == 2 and "pass a student (--student PRESET_OR_DIR)" in err
+    code, err = _run(_distill_args(teacher, teacher, "--student", "bert-tiny"), capsys)
+    assert code == 2 and "is the teacher's directory" in err
     assert not out.exists()
     with pytest.raises(BertForgeError, match="student_layers"):
         DistillConfig(task="classification", model="", teacher=str(teacher), train="x", out="y")

@@ -228,6 +228,15 @@ def plan_distillation(config: DistillConfig) -> DistillPlan:
     teacher.to(config.device).eval()
     plan = DistillPlan(task, teacher, tokenizer, labels, soft, student_type, source, copy_layers, layer_map)
     _check_positions(config, plan)
+    for role, path in (
+        ("teacher", config.teacher),
+        ("student", config.model if source == "checkpoint" else ""),
+    ):
+        if path and Path(config.out).resolve() == Path(path).resolve():
+            raise BertForgeError(
+                f"{argument('out', config.out)} is the {role}'s directory, which the run would overwrite; "
+                "pass another output directory"
+            )
     return plan
 
 
