@@ -353,6 +353,8 @@ def test_an_interrupted_distillation_resumes_to_the_uninterrupted_result(
     code, _ = _run(args(out), capsys)
     assert code == 130 and (out / WORK_DIR / "teacher").is_dir()
     monkeypatch.setattr(finetune_module, "training_step", real_step)
+    code, err = _run(args(out, "--resume", "--alpha", "0.9"), capsys)
+    assert code == 2 and "cannot resume" in err and "alpha 0.5 -> 0.9" in err
     code, err = _run(args(out, "--resume"), capsys)
     assert code == 0, err
     a, b = load_file(tmp_path / "straight" / "model.safetensors"), load_file(out / "model.safetensors")

@@ -34,6 +34,7 @@ its teacher's soft targets and the gold labels.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -91,7 +92,9 @@ _RESUME_KEYS = (
 
 
 def _check_resume_config(checkpoint: Path, saved: dict[str, Any], config: FinetuneConfig) -> None:
-    differ = [k for k in _RESUME_KEYS if k in saved and saved[k] != getattr(config, k)]
+    # A subclass's own settings (a distillation's teacher, alpha ...) shape the run too.
+    own = [f.name for f in dataclasses.fields(config) if f.name not in FinetuneConfig.__dataclass_fields__]
+    differ = [k for k in (*_RESUME_KEYS, *own) if k in saved and saved[k] != getattr(config, k)]
     if differ:
         details = ", ".join(f"{k} {saved[k]!r} -> {getattr(config, k)!r}" for k in differ)
         raise BertForgeError(
@@ -277,10 +280,13 @@ def finetune(
     data = data if data is not None else prepare_data(config)
     task, tokenizer, labels, dev, features = data.task, data.tokenizer, data.labels, data.dev, data.features
     version_2 = bool(data.extra.get("version_2_with_negative", config.version_2 or False))
-    resume_from = None
+    resume_from, state = None, None
     if config.resume:
         ckpt.clean_temporaries(out)  # what a killed save left behind (bertforge's own names only)
         resume_from = ckpt.resolve_resume(config.resume, out)
+    if resume_from is not None:  # checked before anything is written
+        state = ckpt.load_trainer_state(resume_from)
+        _check_resume_config(resume_from, state["config"], config)
     # The task's head in the checkpoint's own family: --model may be any BERT/RoBERTa/ALBERT/DistilBERT.
     source = resume_from or init or config.model
     model_type = checkpoint_model_type(source)
@@ -332,8 +338,7 @@ def finetune(
     step, epoch, position, running, seen, train_time, elapsed_before = 0, 0, 0, [], 0, 0.0, 0.0
     stop = False
     if resume_from is not None:
-        state = ckpt.load_trainer_state(resume_from)
-        _check_resume_config(resume_from, state["config"], config)
+        assert state is not None
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         step, epoch, position = int(state["step"]), int(state["epoch"]), int(state["position"])
