@@ -8,81 +8,29 @@ equal outputs, and ``bertforge predict`` runs on it.
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import pytest
 import torch
 
-from _task_data import (
-    FAST,
-    VOCAB,
-    filler,
-    single_thread,  # noqa: F401  (autouse fixture: one thread for tiny models)
-    write_choices,
-    write_colours,
-    write_names,
-    write_sentiment,
-)
+from _family_data import FAMILIES, family_checkpoint, task_files
+from _task_data import FAST, single_thread  # noqa: F401  (autouse fixture: one thread for tiny models)
 from bertforge import auto
 from bertforge.cli import main as cli_main
-from bertforge.tokenization import AlbertTokenizer, DistilBertTokenizer, RobertaTokenizer, load_tokenizer
+from bertforge.tokenization import load_tokenizer
 from bertforge.train.finetune import finetune
 from bertforge.train.finetune_config import FinetuneConfig
-
-FAMILIES = ("roberta", "albert", "distilbert")
-TINY = {"num_hidden_layers": 2, "num_attention_heads": 4, "max_position_embeddings": 66}
-
-
-def _texts() -> list[str]:
-    rng = random.Random(0)
-    words = [w for w in VOCAB if not w.startswith(("[", "##"))]
-    return [" ".join(filler(rng, 3, 12) + rng.sample(words, 4)) for _ in range(400)]
-
-
-def _family_checkpoint(model_type: str, directory: Path) -> Path:
-    """A tiny random masked LM of the family and a vocabulary of the family's kind."""
-    texts = _texts()
-    if model_type == "roberta":
-        tokenizer = RobertaTokenizer.train_from_iterator(texts, vocab_size=400, add_prefix_space=True)
-    elif model_type == "albert":
-        tokenizer = AlbertTokenizer.train_from_iterator(texts, vocab_size=300)
-    else:
-        tokenizer = DistilBertTokenizer({token: i for i, token in enumerate(VOCAB)}, model_max_length=64)
-    sizes = dict(TINY)
-    if model_type == "distilbert":
-        sizes = {"n_layers": 2, "n_heads": 4, "dim": 32, "hidden_dim": 37, "max_position_embeddings": 64}
-    elif model_type == "albert":
-        sizes.update(hidden_size=32, intermediate_size=37, embedding_size=16)
-    else:
-        sizes.update(hidden_size=32, intermediate_size=37)
-    config = auto.AutoConfig.for_model(
-        model_type, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, **sizes
-    )
-    torch.manual_seed(0)
-    auto.AutoModelForMaskedLM.from_config(config).save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return directory
 
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("families")
-    return {family: _family_checkpoint(family, root / family) for family in FAMILIES}
+    return {family: family_checkpoint(family, root / family) for family in FAMILIES}
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, dict]]:
-    root = tmp_path_factory.mktemp("task-data")
-    scores = ["sentence\tscore"] + [f"{'good ' * k}movie\t{k}.0" for k in range(1, 5)] * 6
-    (root / "sts.tsv").write_text("\n".join(scores) + "\n", encoding="utf-8")
-    return {
-        "classification": (write_sentiment(root / "sentiment.tsv", 48, 1), {}),
-        "regression": (root / "sts.tsv", {"label_column": "score"}),
-        "ner": (write_names(root / "names.conll", 40, 1), {}),
-        "qa": (write_colours(root / "colours.json", 32, 1), {"doc_stride": 16}),
-        "multiple-choice": (write_choices(root / "swag.csv", 24, 1), {}),
-    }
+    return task_files(tmp_path_factory.mktemp("task-data"))
 
 
 TRANSFORMERS_AUTO = {

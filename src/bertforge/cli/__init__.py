@@ -19,6 +19,7 @@ from typing import Any
 from ..errors import BertForgeError
 from .common import EXIT_USAGE, Parser, output_file, positive_int
 from .compress import add_compress_commands
+from .distill import add_distill_command
 from .export import add_export_command
 from .pretrain import add_data_commands, add_pretrain_command
 from .serve import add_serve_command
@@ -412,6 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_demo)
     add_task_commands(sub)
+    add_distill_command(sub)
     add_data_commands(sub)
     add_pretrain_command(sub)
     add_export_command(sub)

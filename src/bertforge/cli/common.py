@@ -45,3 +45,14 @@ def seed_list(text: str) -> list[int]:
         return parse_seeds(text)
     except BertForgeError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def int_list(text: str) -> list[int]:
+    """``--student-layers 0,2,4``: comma-separated non-negative integers."""
+    try:
+        values = [int(part) for part in text.replace(" ", "").split(",") if part]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers like 0,2,4, got {text!r}") from None
+    if not values or min(values) < 0:
+        raise argparse.ArgumentTypeError(f"expected non-negative integers like 0,2,4, got {text!r}")
+    return values

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from typing import Any
@@ -47,43 +48,41 @@ def cmd_finetune(args: argparse.Namespace) -> None:
         _finetune(args)
 
 
-def _finetune(args: argparse.Namespace) -> None:
+def config_options(args: argparse.Namespace, config_class: type) -> dict[str, Any]:
+    """The parsed flags that are fields of ``config_class`` and were given (None: the default)."""
+    fields = {f.name for f in dataclasses.fields(config_class)}
+    return {k: v for k, v in vars(args).items() if k in fields and v is not None}
+
+
+def check_seed_flags(args: argparse.Namespace) -> None:
     from ..errors import BertForgeError
-    from ..train.finetune import finetune
-    from ..train.finetune_config import FinetuneConfig
-    from ..train.seeds import finetune_seeds
 
     if args.seeds is not None and args.seed is not None:
         raise BertForgeError("pass --seed or --seeds, not both")
     if args.keep_all and args.seeds is None:
         raise BertForgeError("--keep-all keeps every seed's model; it needs --seeds")
-    options = {
-        k: v for k, v in vars(args).items() if k in FinetuneConfig.__dataclass_fields__ and v is not None
+
+
+def seeds_summary(runs: Any) -> dict[str, Any]:
+    """What finetune (and distill) print for a set of seeds; the skipped rows go to stderr."""
+    for message in runs.runs[0].skipped:
+        print(f"skipped {message}", file=sys.stderr)
+    return {
+        "out": str(runs.out),
+        "summary": str(runs.out / "summary.json"),
+        "main_metric": runs.main_metric,
+        "seeds": runs.seeds,
+        "best_seed": runs.best_seed,
+        "mean": runs.mean,
+        "std": runs.std,
     }
-    config = FinetuneConfig(**options)
-    if config.seeds is not None:
-        runs = finetune_seeds(config, progress=sys.stderr.isatty(), table=True)
-        for message in runs.runs[0].skipped:
-            print(f"skipped {message}", file=sys.stderr)
-        print(
-            json.dumps(
-                {
-                    "out": str(runs.out),
-                    "summary": str(runs.out / "summary.json"),
-                    "main_metric": runs.main_metric,
-                    "seeds": runs.seeds,
-                    "best_seed": runs.best_seed,
-                    "mean": runs.mean,
-                    "std": runs.std,
-                },
-                ensure_ascii=False,
-            )
-        )
-        return
-    result = finetune(config, progress=sys.stderr.isatty())
+
+
+def run_summary(result: Any) -> dict[str, Any]:
+    """What finetune (and distill) print for one run; the skipped rows go to stderr."""
     for message in result.skipped:
         print(f"skipped {message}", file=sys.stderr)
-    summary = {
+    return {
         "out": str(result.out),
         "main_metric": result.main_metric,
         "best": result.best_value,
@@ -93,7 +92,21 @@ def _finetune(args: argparse.Namespace) -> None:
         "train_examples_per_second": round(result.train_examples_per_second, 2),
         "dev": result.best_metrics,
     }
-    print(json.dumps(summary, ensure_ascii=False))
+
+
+def _finetune(args: argparse.Namespace) -> None:
+    from ..train.finetune import finetune
+    from ..train.finetune_config import FinetuneConfig
+    from ..train.seeds import finetune_seeds
+
+    check_seed_flags(args)
+    config = FinetuneConfig(**config_options(args, FinetuneConfig))
+    if config.seeds is not None:
+        runs = finetune_seeds(config, progress=sys.stderr.isatty(), table=True)
+        print(json.dumps(seeds_summary(runs), ensure_ascii=False))
+        return
+    result = finetune(config, progress=sys.stderr.isatty())
+    print(json.dumps(run_summary(result), ensure_ascii=False))
 
 
 def _inference_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -160,21 +173,8 @@ def _predict(args: argparse.Namespace) -> None:
         sys.stdout.writelines(lines)
 
 
-def add_task_commands(sub: Any) -> None:
-    choices = task_names()
-    p = sub.add_parser(
-        "finetune",
-        help=f"fine-tune a checkpoint on a task file ({', '.join(choices)})",
-        description="Fine-tune a BERT, RoBERTa, ALBERT or DistilBERT checkpoint with BERT's recipe (AdamW, 10%% warm-up + linear decay, "
-        "3 epochs, batch 32, lr 5e-5, max length 128 / 384 for QA). The best model on --dev "
-        "(by accuracy, pearson or F1) is saved to --out as a normal checkpoint.",
-    )
-    p.add_argument("--task", required=True, choices=choices)
-    p.add_argument("--model", required=True, help="pretrained checkpoint directory (any supported family)")
-    p.add_argument("--train", required=True, help="training file (CSV/TSV/JSONL, CoNLL, SQuAD JSON, SWAG)")
-    p.add_argument("--dev", help="dev file, evaluated every epoch (or --eval-steps); the best model is kept")
-    p.add_argument("--out", required=True, help="output directory: the fine-tuned checkpoint")
-    p.add_argument("--tokenizer", help="tokenizer directory, if not the model directory")
+def add_training_arguments(p: argparse.ArgumentParser) -> None:
+    """The reading, encoding, optimisation and running flags of finetune; distill takes them too."""
     _add_reader_arguments(p)
     p.add_argument("--train-limit", type=positive_int, help="use only the first N training examples")
     p.add_argument("--dev-limit", type=positive_int, help="use only the first N dev examples")
@@ -230,6 +230,24 @@ def add_task_commands(sub: Any) -> None:
     p.add_argument(
         "--keep-checkpoints", type=int, help="checkpoints kept while training (default 1; 0: none)"
     )
+
+
+def add_task_commands(sub: Any) -> None:
+    choices = task_names()
+    p = sub.add_parser(
+        "finetune",
+        help=f"fine-tune a checkpoint on a task file ({', '.join(choices)})",
+        description="Fine-tune a BERT, RoBERTa, ALBERT or DistilBERT checkpoint with BERT's recipe (AdamW, 10%% warm-up + linear decay, "
+        "3 epochs, batch 32, lr 5e-5, max length 128 / 384 for QA). The best model on --dev "
+        "(by accuracy, pearson or F1) is saved to --out as a normal checkpoint.",
+    )
+    p.add_argument("--task", required=True, choices=choices)
+    p.add_argument("--model", required=True, help="pretrained checkpoint directory (any supported family)")
+    p.add_argument("--train", required=True, help="training file (CSV/TSV/JSONL, CoNLL, SQuAD JSON, SWAG)")
+    p.add_argument("--dev", help="dev file, evaluated every epoch (or --eval-steps); the best model is kept")
+    p.add_argument("--out", required=True, help="output directory: the fine-tuned checkpoint")
+    p.add_argument("--tokenizer", help="tokenizer directory, if not the model directory")
+    add_training_arguments(p)
     p.set_defaults(func=cmd_finetune, cli_flags=flags_of(p))
 
     for name, helptext in (

@@ -1,19 +1,15 @@
 """Knowledge distillation: a student learns from a frozen teacher's outputs (DistilBERT, Sanh et al. 2019).
 
-The losses are plain functions, written once so every distillation command uses the same ones:
-
-* :func:`soft_target_loss`: KL(softmax(t/T) || softmax(s/T)) * T^2, summed over the classes and
-  averaged over the rows (DistilBERT's ``KLDivLoss(reduction="batchmean")``); the T^2 keeps the
-  gradient scale independent of the temperature (Hinton et al., 2015).
-* :func:`hidden_cosine_loss`: mean (1 - cosine) between student and teacher hidden states at the
-  selected (non-padded) positions (DistilBERT's ``CosineEmbeddingLoss`` with target 1).
+The losses live in :mod:`.distill_losses`, written once for every distillation command
+(:func:`~.distill_losses.soft_target_loss`, the temperature-scaled KL; :func:`~.distill_losses.hidden_cosine_loss`).
 
 Pretraining by distillation (``[distill]`` in a pretraining recipe) wraps the student in
 :class:`DistillationLoss`: the teacher runs under ``torch.inference_mode`` (in bf16 when the run is),
 its vocabulary scores only at the masked positions; the student's loss is ``alpha_ce`` * soft
 targets + ``alpha_mlm`` * its own masked-LM cross-entropy + ``alpha_cos`` * the cosine term.
 :func:`init_student_from_teacher` starts a student from a subset of the teacher's layers, mapping
-BERT's parameter names onto DistilBERT's (and back) when the families differ.
+BERT's parameter names onto DistilBERT's (and back) when the families differ; task distillation
+(:mod:`.distill_task`) starts its students the same way.
 """
 
 from __future__ import annotations
@@ -30,54 +26,12 @@ from torch import nn
 from ..errors import BertForgeError
 from ..masked_lm import IGNORE_INDEX, masked_lm_inputs
 from ..outputs import PreTrainingLossOutput
+from .distill_losses import hidden_cosine_loss, soft_target_loss
 
 if TYPE_CHECKING:
     from .recipe import DistillSection
 
 log = logging.getLogger(__name__)
-
-
-# -------------------------------------------------------------------------------------- losses
-def soft_target_loss(
-    student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 1.0
-) -> torch.Tensor:
-    """KL(softmax(teacher / T) || softmax(student / T)) * T^2: summed over the last dimension
-    (classes), averaged over every other position. 0 when there are no rows. Computed in fp32."""
-    if student_logits.shape != teacher_logits.shape:
-        raise ValueError(
-            f"student logits {tuple(student_logits.shape)} and teacher logits "
-            f"{tuple(teacher_logits.shape)} must have the same shape"
-        )
-    classes = student_logits.shape[-1]
-    student = student_logits.float().reshape(-1, classes) / temperature
-    teacher = teacher_logits.float().reshape(-1, classes) / temperature
-    rows = student.shape[0]
-    if rows == 0:
-        return student.sum()  # 0, still connected to the graph
-    kl = F.kl_div(student.log_softmax(-1), teacher.log_softmax(-1), reduction="sum", log_target=True)
-    return kl / rows * temperature**2
-
-
-def hidden_cosine_loss(
-    student_hidden: torch.Tensor, teacher_hidden: torch.Tensor, mask: torch.Tensor | None = None
-) -> torch.Tensor:
-    """Mean of 1 - cos(student, teacher) over the positions where ``mask`` (B, T; 1/True = real
-    token) is set, or over all positions when it is None. Hidden states (..., H), same width."""
-    if student_hidden.shape != teacher_hidden.shape:
-        raise ValueError(
-            f"student hidden states {tuple(student_hidden.shape)} and teacher hidden states "
-            f"{tuple(teacher_hidden.shape)} must have the same shape (the cosine loss needs equal widths)"
-        )
-    student, teacher = student_hidden.float(), teacher_hidden.float()
-    if mask is not None:
-        keep = mask.bool()
-        student, teacher = student[keep], teacher[keep]
-    cosine = F.cosine_similarity(
-        student.reshape(-1, student.shape[-1]), teacher.reshape(-1, teacher.shape[-1]), dim=-1
-    )
-    if cosine.numel() == 0:
-        return student.sum()
-    return (1.0 - cosine).mean()
 
 
 # ------------------------------------------------------------------------------ model plumbing
@@ -215,9 +169,18 @@ def _layout(model: nn.Module, role: str) -> _Layout:
     base: Any = net.base_model
     emb = base.embeddings
     norm = {"weight": emb.LayerNorm.weight, "bias": emb.LayerNorm.bias}
-    if model_type == "bert":
+    if model_type in ("bert", "roberta"):  # RoBERTa's encoder is BERT's, with its own LM head
         layers = [dict(layer.named_parameters()) for layer in base.encoder.layer]
         head: dict[str, nn.Parameter] = {}
+        if hasattr(model, "lm_head"):
+            lm = net.lm_head
+            head = {
+                "transform.weight": lm.dense.weight,
+                "transform.bias": lm.dense.bias,
+                "norm.weight": lm.layer_norm.weight,
+                "norm.bias": lm.layer_norm.bias,
+                "bias": lm.bias,
+            }
         if hasattr(model, "cls") and hasattr(model.cls, "predictions"):
             pred = net.cls.predictions
             head = {
@@ -248,9 +211,17 @@ def _layout(model: nn.Module, role: str) -> _Layout:
             }
         return _Layout(emb.word_embeddings.weight, emb.position_embeddings.weight, None, norm, layers, head)
     raise BertForgeError(
-        f"distill.init_from_teacher copies BERT and DistilBERT layers; the {role} is a {model_type}. "
-        "Set --distill.init_from_teacher false"
+        f"distill.init_from_teacher copies BERT, RoBERTa and DistilBERT layers; the {role} is a "
+        f"{model_type}. Set --distill.init_from_teacher false"
     )
+
+
+def layers_copyable(teacher_type: str, student_type: str) -> bool:
+    """Whether :func:`init_student_from_teacher` can copy between these families: within BERT,
+    RoBERTa or DistilBERT, and between BERT and DistilBERT (ALBERT shares its layers: none to pick)."""
+    if teacher_type == student_type:
+        return teacher_type in ("bert", "roberta", "distilbert")
+    return {teacher_type, student_type} == {"bert", "distilbert"}
 
 
 def default_teacher_layers(teacher_layers: int, student_layers: int) -> list[int]:
@@ -262,13 +233,18 @@ def default_teacher_layers(teacher_layers: int, student_layers: int) -> list[int
     return [int(i * step + 0.5) for i in range(student_layers)]
 
 
-def _check_same_shape(student: Any, teacher: Any) -> None:
-    s, t = student.config, teacher.config
-    differing = [
+def shape_differences(student_config: Any, teacher_config: Any) -> list[str]:
+    """How a student's layers are shaped unlike the teacher's (empty: its layers can be copied)."""
+    s, t = student_config, teacher_config
+    return [
         f"{name} (student {getattr(s, name)}, teacher {getattr(t, name)})"
         for name in ("hidden_size", "intermediate_size", "num_attention_heads", "hidden_act")
         if getattr(s, name) != getattr(t, name)
     ]
+
+
+def _check_same_shape(student: Any, teacher: Any) -> None:
+    differing = shape_differences(student.config, teacher.config)
     if differing:
         raise BertForgeError(
             "distill.init_from_teacher needs the student's layers shaped like the teacher's; "
@@ -290,6 +266,13 @@ def init_student_from_teacher(
     """
     _check_same_shape(student, teacher)
     src, dst = _layout(teacher, "teacher"), _layout(student, "student")
+    teacher_type = str(teacher.config.model_type)  # type: ignore[union-attr]
+    student_type = str(student.config.model_type)  # type: ignore[union-attr]
+    if not layers_copyable(teacher_type, student_type):
+        raise BertForgeError(
+            f"cannot start a {student_type} student from a {teacher_type} teacher's layers (their "
+            "positions differ); use a student of the teacher's family"
+        )
     n_teacher, n_student = len(src.layers), len(dst.layers)
     chosen = list(teacher_layers) if teacher_layers else default_teacher_layers(n_teacher, n_student)
     if len(chosen) != n_student or not all(0 <= i < n_teacher for i in chosen):

@@ -51,6 +51,17 @@ def pick_device(preference: str, local_rank: int = 0) -> torch.device:
     return torch.device("cpu")
 
 
+def use_bf16(dtype: str, device: torch.device) -> bool:
+    """Whether to run in bfloat16: ``dtype`` "bf16" / "fp32", or "auto": on GPUs with bf16, and on
+    CPUs with AMX tiles (Sapphire Rapids and later), where bf16 matmuls pay off; elsewhere CPU bf16
+    autocast is slower than float32."""
+    if dtype != "auto":
+        return dtype == "bf16"
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
+
+
 def setup(device_preference: str = "auto") -> DistEnv:
     """Join the process group when launched by torchrun (or with RANK/WORLD_SIZE set)."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))

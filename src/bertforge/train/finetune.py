@@ -24,15 +24,23 @@ as pretraining does (model, optimizer, scheduler, RNG states, data position, bes
 evaluation history; atomic, with a verified manifest; the last ``keep_checkpoints`` kept).
 ``resume=True`` (``--resume``) continues from the newest complete one and computes the same losses
 step for step as a run that never stopped; the checkpoints are removed when the run completes.
+
+Other objectives plug in without a second loop: :func:`prepare_data` reads and encodes once
+(:class:`TaskData`), and :func:`finetune` takes that data, the checkpoint to start from and the loss
+of a batch (:data:`LossFunction`; default :func:`label_loss`, the model's own loss on the gold
+labels). Task distillation (:mod:`.distill_task`) trains its student through here with a loss mixing
+its teacher's soft targets and the gold labels.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -54,6 +62,7 @@ from ..pipelines.common import (
 )
 from ..pipelines.evaluation import check_known_labels, check_labelled, evaluate_examples, read_examples
 from ..tasks.arguments import argument
+from ..tasks.preprocess import Feature, label_maps
 from ..tasks.preprocess_batches import collate, feature_length, length_grouped_batches, random_batches
 from ..tasks.registry import TaskDefinition, get_task
 from . import checkpointing as ckpt
@@ -91,7 +100,9 @@ _RESUME_KEYS = (
 
 
 def _check_resume_config(checkpoint: Path, saved: dict[str, Any], config: FinetuneConfig) -> None:
-    differ = [k for k in _RESUME_KEYS if k in saved and saved[k] != getattr(config, k)]
+    # A subclass's own settings (a distillation's teacher, alpha ...) shape the run too.
+    own = [f.name for f in dataclasses.fields(config) if f.name not in FinetuneConfig.__dataclass_fields__]
+    differ = [k for k in (*_RESUME_KEYS, *own) if k in saved and saved[k] != getattr(config, k)]
     if differ:
         details = ", ".join(f"{k} {saved[k]!r} -> {getattr(config, k)!r}" for k in differ)
         raise BertForgeError(
@@ -105,17 +116,27 @@ def _plain(value: Any) -> Any:
     return json.loads(json.dumps(value, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
 
 
-def _seed_everything(seed: int) -> None:
+def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
 
 
 def _labels(
-    task: TaskDefinition, config: FinetuneConfig, train: list[Any], dev: list[Any]
+    task: TaskDefinition,
+    config: FinetuneConfig,
+    train: list[Any],
+    dev: list[Any],
+    fixed: list[str] | None = None,
 ) -> list[str] | None:
-    """The label set from the training data; a dev label outside it is an error naming the row, and
-    a single label (nothing to tell apart: often the wrong column) is an error too."""
+    """The label set from the training data, or ``fixed`` (a teacher's); a training or dev label
+    outside it is an error naming the row, not a silent zero."""
+    if fixed is not None:
+        for examples, path in ((train, config.train), (dev, config.dev or "dev")):
+            check_known_labels(
+                task.name, examples, fixed, path, fix="use data labelled with the model's label set"
+            )
+        return fixed
     labels = task.label_set(train)
     if labels is not None and len(labels) == 1:
         raise BertForgeError(
@@ -134,13 +155,28 @@ def _labels(
     return labels
 
 
-def _checkpoint_family(path: str) -> str:
+@dataclass
+class TaskData:
+    """A run's examples, label set, tokenizer and training features, read and encoded once; several
+    seeds share them, and a distillation scores the features with its teacher before training."""
+
+    task: TaskDefinition
+    train: list[Any]
+    dev: list[Any]
+    skipped: list[str]
+    tokenizer: Any
+    labels: list[str] | None  # in id order; None for tasks without a label set (QA, regression ...)
+    extra: dict[str, Any]  # entries for the model config's ``extra`` (QA: version_2_with_negative)
+    features: list[Feature]
+
+
+def _checkpoint_family(path: str | Path) -> str:
     """The model_type of the checkpoint directory ``path`` (``--model``)."""
     if not Path(path).is_dir():
         problem = "is a file, not a checkpoint directory" if Path(path).exists() else "does not exist"
         raise BertForgeError(
-            f"{argument('model', path)} {problem}; pass a directory holding config.json, the weights "
-            "and the tokenizer"
+            f"{argument('model', str(path))} {problem}; pass a directory holding config.json, the "
+            "weights and the tokenizer"
         )
     return checkpoint_model_type(path)
 
@@ -161,70 +197,15 @@ def _fit_to_positions(config: FinetuneConfig, model_config: Any, explicit: bool)
     return replace(config, max_seq_length=limit)
 
 
-# Config fields that hold dropout, by family (BERT/RoBERTa/ALBERT; DistilBERT).
-_DROPOUT_FIELDS = ("hidden_dropout_prob", "attention_probs_dropout_prob", "dropout", "attention_dropout")
+def prepare_data(
+    config: FinetuneConfig, *, labels: list[str] | None = None, tokenizer: Any = None
+) -> TaskData:
+    """Read, check and encode the training and dev files of a (resolved) run.
 
-
-def _model_overrides(
-    task: TaskDefinition, config: FinetuneConfig, labels: list[str] | None, model_type: str
-) -> dict[str, Any]:
-    overrides = dict(task.config_overrides(labels))
-    if config.dropout is not None:
-        fields = set(getattr(config_class_for(model_type), "__dataclass_fields__", {}))
-        overrides.update({name: config.dropout for name in _DROPOUT_FIELDS if name in fields})
-    return overrides
-
-
-_MODEL_KEYS = ("input_ids", "attention_mask", "token_type_ids", "labels", "start_positions", "end_positions")
-
-
-def model_inputs(model: Any, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The tensors of a collated batch that the model's forward takes (labels included), on its device."""
-    device = next(model.parameters()).device
-    return forward_kwargs(model, {k: v.to(device) for k, v in batch.items() if k in _MODEL_KEYS})
-
-
-def training_step(
-    model: Any,
-    batch: dict[str, torch.Tensor],
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-    dtype: torch.dtype | None = None,
-    max_grad_norm: float = 1.0,
-) -> float:
-    """One optimisation step on a collated batch (autocast to ``dtype``, clipping); returns the loss."""
-    inputs = model_inputs(model, batch)
-    with autocast(dtype, next(model.parameters()).device):
-        loss = model(**inputs).loss
-    loss.backward()
-    if max_grad_norm > 0:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
-    optimizer.step()
-    scheduler.step()
-    optimizer.zero_grad(set_to_none=True)
-    return float(loss.detach())
-
-
-def finetune(config: FinetuneConfig, progress: bool = True) -> FinetuneResult:
-    """Run one fine-tuning job; the best model (by the task's main metric on dev) ends up in ``config.out``.
-
-    With ``config.seeds``, one job per seed (:func:`bertforge.train.seeds.finetune_seeds`, which
-    returns every run and their mean ± std); this returns the best seed's result, ``out`` being
-    ``config.out`` where its model is kept."""
-    if config.seeds is not None:
-        from .seeds import finetune_seeds
-
-        return finetune_seeds(config, progress=progress).best  # type: ignore[no-any-return]
-    explicit_length = config.max_seq_length is not None
-    config = config.resolved()
+    ``labels`` fixes the label set (a teacher's, in id order) instead of taking it from the
+    training data; ``tokenizer`` replaces the one of ``config.tokenizer`` / ``config.model``."""
     task = get_task(config.task)
-    assert config.max_seq_length is not None
-    _seed_everything(config.seed)
-    out = Path(config.out)
-    if out.exists() and not out.is_dir():
-        raise BertForgeError(
-            f"{argument('out', str(out))} is a file; pass a directory for the fine-tuned checkpoint"
-        )
+    assert config.max_seq_length is not None, "pass config.resolved()"
     read_options: dict[str, Any] = {
         "text_column": config.text_column,
         "pair_column": config.pair_column,
@@ -247,36 +228,134 @@ def finetune(config: FinetuneConfig, progress: bool = True) -> FinetuneResult:
     check_labelled(config.task, train, config.train, unlabelled)
     for message in skipped:
         logger.warning("skipped %s", message)
-
-    device = torch_device(config.device)
-    # The checkpoint before its tokenizer, so that a wrong --model is reported as such, and every
-    # setting that must fit it is checked before any weights are loaded or anything is written.
-    model_type = _checkpoint_family(config.model)
-    model_config = config_class_for(model_type).from_pretrained(config.model)
-    config = _fit_to_positions(config, model_config, explicit_length)
-    assert config.max_seq_length is not None
-    tokenizer = load_tokenizer(config.tokenizer or config.model)
-    check_vocabulary(tokenizer, model_config, config.tokenizer or config.model)
-    labels = _labels(task, config, train, dev)
+    tokenizer = tokenizer if tokenizer is not None else load_tokenizer(config.tokenizer or config.model)
+    labels = _labels(task, config, train, dev, labels)
     extra = task.config_extra(train, config)
-    version_2 = bool(extra.get("version_2_with_negative", config.version_2 or False))
-    resume_from = None
-    if config.resume:
-        ckpt.clean_temporaries(out)  # what a killed save left behind (bertforge's own names only)
-        resume_from = ckpt.resolve_resume(config.resume, out)
-    # The task's head in the checkpoint's own family: --model may be any BERT/RoBERTa/ALBERT/DistilBERT.
-    model = model_class_for(model_type, task.head).from_pretrained(
-        resume_from or config.model,
-        ignore_mismatched_sizes=True,
-        **_model_overrides(task, config, labels, model_type),
-    )
-    if extra:
-        model.config = model.config.replace(extra={**model.config.extra, **extra})
-    model.to(device)
-    label2id = model.config.label2id if labels is not None else None
+    label2id = label_maps(labels)[1] if labels is not None else None
     features = task.encode(train, tokenizer, label2id, config)
     if not features:
         raise BertForgeError(f"{config.train} gave no training features; check the file")
+    return TaskData(task, train, dev, skipped, tokenizer, labels, extra, features)
+
+
+# Config fields that hold dropout, by family (BERT/RoBERTa/ALBERT; DistilBERT).
+_DROPOUT_FIELDS = ("hidden_dropout_prob", "attention_probs_dropout_prob", "dropout", "attention_dropout")
+
+
+def model_overrides(
+    task: TaskDefinition, config: FinetuneConfig, labels: list[str] | None, model_type: str
+) -> dict[str, Any]:
+    overrides = dict(task.config_overrides(labels))
+    if config.dropout is not None:
+        fields = set(getattr(config_class_for(model_type), "__dataclass_fields__", {}))
+        overrides.update({name: config.dropout for name in _DROPOUT_FIELDS if name in fields})
+    return overrides
+
+
+_MODEL_KEYS = ("input_ids", "attention_mask", "token_type_ids", "labels", "start_positions", "end_positions")
+
+
+def model_inputs(model: Any, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The tensors of a collated batch that the model's forward takes (labels included), on its device."""
+    device = next(model.parameters()).device
+    return forward_kwargs(model, {k: v.to(device) for k, v in batch.items() if k in _MODEL_KEYS})
+
+
+# The loss of one collated batch (already on the model's device). The batch also holds
+# ``feature_index`` (B,): which training features its rows are, for losses that look up per-feature
+# targets (a teacher's cached outputs, :mod:`.distill_task`).
+LossFunction = Callable[[Any, dict[str, torch.Tensor]], torch.Tensor]
+
+
+def label_loss(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Fine-tuning's objective: the model's own loss on the gold labels."""
+    return model(**forward_kwargs(model, {k: v for k, v in batch.items() if k in _MODEL_KEYS})).loss  # type: ignore[no-any-return]
+
+
+def training_step(
+    model: Any,
+    batch: dict[str, torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    dtype: torch.dtype | None = None,
+    max_grad_norm: float = 1.0,
+    loss: LossFunction | None = None,
+) -> float:
+    """One optimisation step on a collated batch (autocast to ``dtype``, clipping every parameter of
+    ``model``); ``loss`` defaults to :func:`label_loss`. Returns the loss."""
+    device = next(model.parameters()).device
+    batch = {k: v.to(device) for k, v in batch.items()}
+    with autocast(dtype, device):
+        value = (loss or label_loss)(model, batch)
+    value.backward()
+    if max_grad_norm > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return float(value.detach())
+
+
+def check_output_dir(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise BertForgeError(
+            f"{argument('out', str(out))} is a file; pass a directory for the fine-tuned checkpoint"
+        )
+
+
+def finetune(
+    config: FinetuneConfig,
+    progress: bool = True,
+    *,
+    data: TaskData | None = None,
+    init: str | Path | None = None,
+    loss: LossFunction | None = None,
+) -> FinetuneResult:
+    """Run one fine-tuning job; the best model (by the task's main metric on dev) ends up in ``config.out``.
+
+    With ``config.seeds``, one job per seed (:func:`bertforge.train.seeds.finetune_seeds`, which
+    returns every run and their mean ± std); this returns the best seed's result, ``out`` being
+    ``config.out`` where its model is kept.
+
+    What a caller that trains otherwise (distillation, :mod:`.distill_task`) can replace: ``data``
+    (already read and encoded, :func:`prepare_data`), ``init`` (the checkpoint whose weights start
+    the run, instead of ``config.model``) and ``loss`` (instead of :func:`label_loss`)."""
+    if config.seeds is not None:
+        from .seeds import finetune_seeds
+
+        return finetune_seeds(config, progress=progress).best  # type: ignore[no-any-return]
+    explicit_length = config.max_seq_length is not None
+    config = config.resolved()
+    seed_everything(config.seed)
+    out = Path(config.out)
+    check_output_dir(out)
+    device = torch_device(config.device)
+    # The checkpoint first, so that a wrong --model is reported as such, and every setting that
+    # must fit it is checked before any weights are loaded or anything is written.
+    start_from = init or config.model
+    model_type = _checkpoint_family(start_from)
+    model_config = config_class_for(model_type).from_pretrained(start_from)
+    config = _fit_to_positions(config, model_config, explicit_length)
+    assert config.max_seq_length is not None
+    data = data if data is not None else prepare_data(config)
+    check_vocabulary(data.tokenizer, model_config, config.tokenizer or start_from)
+    task, tokenizer, labels, dev, features = data.task, data.tokenizer, data.labels, data.dev, data.features
+    version_2 = bool(data.extra.get("version_2_with_negative", config.version_2 or False))
+    resume_from, state = None, None
+    if config.resume:
+        ckpt.clean_temporaries(out)  # what a killed save left behind (bertforge's own names only)
+        resume_from = ckpt.resolve_resume(config.resume, out)
+    if resume_from is not None:  # checked before anything is written
+        state = ckpt.load_trainer_state(resume_from)
+        _check_resume_config(resume_from, state["config"], config)
+    # The task's head in the checkpoint's own family: --model may be any BERT/RoBERTa/ALBERT/DistilBERT.
+    source = resume_from or start_from
+    model = model_class_for(model_type, task.head).from_pretrained(
+        source, ignore_mismatched_sizes=True, **model_overrides(task, config, labels, model_type)
+    )
+    if data.extra:
+        model.config = model.config.replace(extra={**model.config.extra, **data.extra})
+    model.to(device)
     lengths = [feature_length(f) for f in features]
 
     steps_per_epoch = math.ceil(len(features) / config.batch_size)
@@ -302,7 +381,7 @@ def finetune(config: FinetuneConfig, progress: bool = True) -> FinetuneResult:
         "fine-tuning %s (%s parameters) on %d examples -> %d features, %d steps; config %s",
         type(model).__name__,
         f"{model.num_parameters():,}",
-        len(train),
+        len(data.train),
         len(features),
         total_steps,
         config.to_dict(),
@@ -313,14 +392,13 @@ def finetune(config: FinetuneConfig, progress: bool = True) -> FinetuneResult:
         out / FINETUNE_CONFIG_FILE, {**config.to_dict(), "labels": labels, "version_2": version_2}
     )
     main = task.main_metric
-    result = FinetuneResult(out, main, None, 0, {}, skipped=skipped)
+    result = FinetuneResult(out, main, None, 0, {}, skipped=data.skipped)
     saved_tokenizer = False
     # Data position and counters; a resumed run takes them from the checkpoint.
     step, epoch, position, running, seen, train_time, elapsed_before = 0, 0, 0, [], 0, 0.0, 0.0
     stop = False
     if resume_from is not None:
-        state = ckpt.load_trainer_state(resume_from)
-        _check_resume_config(resume_from, state["config"], config)
+        assert state is not None
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         step, epoch, position = int(state["step"]), int(state["epoch"]), int(state["position"])
@@ -395,11 +473,14 @@ def finetune(config: FinetuneConfig, progress: bool = True) -> FinetuneResult:
             position += 1
             tick = time.perf_counter()
             batch = collate([features[i] for i in indices], tokenizer.pad_token_id)
-            loss = training_step(model, batch, optimizer, scheduler, settings.dtype, config.max_grad_norm)
+            batch["feature_index"] = torch.tensor(indices)
+            value = training_step(
+                model, batch, optimizer, scheduler, settings.dtype, config.max_grad_norm, loss
+            )
             train_time += time.perf_counter() - tick
             step += 1
             seen += len(indices)
-            running.append(loss)
+            running.append(value)
             bar.update(1)
             bar.set_postfix(loss=f"{running[-1]:.4f}")
             if step % LOG_STEPS == 0:

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import BertForgeError
 from ..tasks.arguments import argument
 from ..tasks.registry import get_task
 
 ON_ERROR = ("raise", "skip")
+ConfigT = TypeVar("ConfigT", bound="FinetuneConfig")
 
 
 @dataclass
@@ -100,7 +101,7 @@ class FinetuneConfig:
             self.seeds = list(self.seeds)
             check_seeds(self.seeds)
 
-    def resolved(self) -> FinetuneConfig:
+    def resolved(self: ConfigT) -> ConfigT:
         """A copy with the per-task defaults filled in."""
         max_seq_length = self.max_seq_length or get_task(self.task).max_length
         return dataclasses.replace(self, max_seq_length=max_seq_length)

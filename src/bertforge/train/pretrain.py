@@ -145,15 +145,6 @@ def evaluate(
 
 
 # --------------------------------------------------------------------------------------- setup
-def _use_bf16(dtype: str, device: torch.device) -> bool:
-    if dtype != "auto":
-        return dtype == "bf16"
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    # CPU bf16 autocast only pays off with AMX tiles (Sapphire Rapids and later).
-    return bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
-
-
 def _phase_bounds(config: PretrainConfig, total_steps: int | None) -> list[float]:
     """Cumulative end of each phase, in steps (step schedule) or in progress (time budget)."""
     ends, acc = [], 0.0
@@ -243,7 +234,7 @@ def pretrain(
                 f"({model.config.max_sequence_length}); raise --model.max_position_embeddings"
             )
         model.to(env.device).train()  # from_pretrained returns eval mode, as in transformers
-        bf16 = _use_bf16(train_cfg.dtype, env.device)
+        bf16 = dist_utils.use_bf16(train_cfg.dtype, env.device)
         loss_module = None
         if config.distill.enabled:  # a teacher: train the student on the distillation loss
             from .distill import prepare_distillation

@@ -25,6 +25,7 @@ import math
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -164,15 +165,22 @@ def finetune_seeds(
     keep_all: bool | None = None,
     progress: bool = True,
     table: bool = False,
+    run: Callable[[FinetuneConfig, bool], Any] | None = None,
 ) -> SeedsResult:
     """Fine-tune ``config`` once per seed (``seeds``, else ``config.seeds``) into ``config.out``.
 
     Returns a :class:`SeedsResult`; writes ``OUT/seed-N/``, ``OUT/summary.json`` and the best seed's
     model in ``OUT`` (see the module docstring). ``keep_all`` (default ``config.keep_all``) keeps
     every seed's model in its ``OUT/seed-N/``. ``table=True`` prints the table to stderr.
+    ``run(seed_config, progress)`` trains one seed and returns its FinetuneResult (default
+    :func:`~bertforge.train.finetune.finetune`; distillation passes its own).
     """
     from .finetune import finetune
 
+    def run_one(seed_config: FinetuneConfig, progress: bool) -> Any:
+        return finetune(seed_config, progress=progress)
+
+    train_one = run or run_one
     seeds = list(seeds if seeds is not None else (config.seeds or []))
     check_seeds(seeds)
     keep_all = config.keep_all if keep_all is None else keep_all
@@ -194,15 +202,15 @@ def finetune_seeds(
         )
         logger.info("seed %d (%d of %d) -> %s", seed, index + 1, len(seeds), run_config.out)
         try:
-            run = finetune(run_config, progress=progress)
+            result = train_one(run_config, progress)
         except BertForgeError as err:
             raise BertForgeError(f"seed {seed} ({index + 1} of {len(seeds)}) failed: {err}") from err
         except Exception as err:
             raise RuntimeError(
                 f"fine-tuning with seed {seed} ({index + 1} of {len(seeds)}) failed: {err!r}"
             ) from err
-        runs.append(run)
-        value = run.best_value if run.best_value is not None else -math.inf
+        runs.append(result)
+        value = result.best_value if result.best_value is not None else -math.inf
         best_value = -math.inf if best_index is None else runs[best_index].best_value
         if best_index is None or value > best_value:
             if best_index is not None and not keep_all:
