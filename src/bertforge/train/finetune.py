@@ -330,9 +330,13 @@ def finetune(
     out = Path(config.out)
     check_output_dir(out)
     device = torch_device(config.device)
+    resume_from, state = None, None
+    if config.resume:
+        ckpt.clean_temporaries(out)  # what a killed save left behind (bertforge's own names only)
+        resume_from = ckpt.resolve_resume(config.resume, out)
     # The checkpoint first, so that a wrong --model is reported as such, and every setting that
     # must fit it is checked before any weights are loaded or anything is written.
-    start_from = init or config.model
+    start_from = resume_from or init or config.model
     model_type = _checkpoint_family(start_from)
     model_config = config_class_for(model_type).from_pretrained(start_from)
     config = _fit_to_positions(config, model_config, explicit_length)
@@ -341,17 +345,12 @@ def finetune(
     check_vocabulary(data.tokenizer, model_config, config.tokenizer or start_from)
     task, tokenizer, labels, dev, features = data.task, data.tokenizer, data.labels, data.dev, data.features
     version_2 = bool(data.extra.get("version_2_with_negative", config.version_2 or False))
-    resume_from, state = None, None
-    if config.resume:
-        ckpt.clean_temporaries(out)  # what a killed save left behind (bertforge's own names only)
-        resume_from = ckpt.resolve_resume(config.resume, out)
     if resume_from is not None:  # checked before anything is written
         state = ckpt.load_trainer_state(resume_from)
         _check_resume_config(resume_from, state["config"], config)
     # The task's head in the checkpoint's own family: --model may be any BERT/RoBERTa/ALBERT/DistilBERT.
-    source = resume_from or start_from
     model = model_class_for(model_type, task.head).from_pretrained(
-        source, ignore_mismatched_sizes=True, **model_overrides(task, config, labels, model_type)
+        start_from, ignore_mismatched_sizes=True, **model_overrides(task, config, labels, model_type)
     )
     if data.extra:
         model.config = model.config.replace(extra={**model.config.extra, **data.extra})
