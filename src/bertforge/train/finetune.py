@@ -168,6 +168,7 @@ class TaskData:
     labels: list[str] | None  # in id order; None for tasks without a label set (QA, regression ...)
     extra: dict[str, Any]  # entries for the model config's ``extra`` (QA: version_2_with_negative)
     features: list[Feature]
+    max_seq_length: int  # what the features were encoded with (``fit`` may have shortened it)
 
 
 def _checkpoint_family(path: str | Path) -> str:
@@ -198,12 +199,18 @@ def _fit_to_positions(config: FinetuneConfig, model_config: Any, explicit: bool)
 
 
 def prepare_data(
-    config: FinetuneConfig, *, labels: list[str] | None = None, tokenizer: Any = None
+    config: FinetuneConfig,
+    *,
+    labels: list[str] | None = None,
+    tokenizer: Any = None,
+    fit: Callable[[FinetuneConfig], FinetuneConfig] | None = None,
 ) -> TaskData:
     """Read, check and encode the training and dev files of a (resolved) run.
 
     ``labels`` fixes the label set (a teacher's, in id order) instead of taking it from the
-    training data; ``tokenizer`` replaces the one of ``config.tokenizer`` / ``config.model``."""
+    training data; ``tokenizer`` replaces the one of ``config.tokenizer`` / ``config.model``;
+    ``fit`` checks the model against the config once the files are read (so a broken task file is
+    reported before a wrong checkpoint) and returns the config to encode with."""
     task = get_task(config.task)
     assert config.max_seq_length is not None, "pass config.resolved()"
     read_options: dict[str, Any] = {
@@ -228,6 +235,9 @@ def prepare_data(
     check_labelled(config.task, train, config.train, unlabelled)
     for message in skipped:
         logger.warning("skipped %s", message)
+    if fit is not None:
+        config = fit(config)
+    assert config.max_seq_length is not None
     tokenizer = tokenizer if tokenizer is not None else load_tokenizer(config.tokenizer or config.model)
     labels = _labels(task, config, train, dev, labels)
     extra = task.config_extra(train, config)
@@ -235,7 +245,7 @@ def prepare_data(
     features = task.encode(train, tokenizer, label2id, config)
     if not features:
         raise BertForgeError(f"{config.train} gave no training features; check the file")
-    return TaskData(task, train, dev, skipped, tokenizer, labels, extra, features)
+    return TaskData(task, train, dev, skipped, tokenizer, labels, extra, features, config.max_seq_length)
 
 
 # Config fields that hold dropout, by family (BERT/RoBERTa/ALBERT; DistilBERT).
@@ -334,14 +344,22 @@ def finetune(
     if config.resume:
         ckpt.clean_temporaries(out)  # what a killed save left behind (bertforge's own names only)
         resume_from = ckpt.resolve_resume(config.resume, out)
-    # The checkpoint first, so that a wrong --model is reported as such, and every setting that
-    # must fit it is checked before any weights are loaded or anything is written.
+    # The task files first, then the checkpoint (a wrong --model reported as such): every setting
+    # that must fit it is checked before any weights are loaded or anything is written.
     start_from = resume_from or init or config.model
-    model_type = _checkpoint_family(start_from)
-    model_config = config_class_for(model_type).from_pretrained(start_from)
-    config = _fit_to_positions(config, model_config, explicit_length)
+    model_configs: list[Any] = []  # read once, by the first fit_to_model
+
+    def fit_to_model(config: FinetuneConfig) -> FinetuneConfig:
+        if not model_configs:
+            family = _checkpoint_family(start_from)
+            model_configs.append(config_class_for(family).from_pretrained(start_from))
+        return _fit_to_positions(config, model_configs[0], explicit_length)
+
+    if data is None:
+        data = prepare_data(config, fit=fit_to_model)
+    config = replace(fit_to_model(config), max_seq_length=data.max_seq_length)
+    model_type, model_config = checkpoint_model_type(start_from), model_configs[0]
     assert config.max_seq_length is not None
-    data = data if data is not None else prepare_data(config)
     check_vocabulary(data.tokenizer, model_config, config.tokenizer or start_from)
     task, tokenizer, labels, dev, features = data.task, data.tokenizer, data.labels, data.dev, data.features
     version_2 = bool(data.extra.get("version_2_with_negative", config.version_2 or False))
