@@ -4,7 +4,8 @@ Where the time goes (2026-11, 2-core AVX-512/AMX CPU, all-MiniLM-L6-v2): the enc
 So the helper (1) tokenises every text in one parallel ``encode_batch`` call, (2) sorts by token
 count so each batch pads to a near-equal length (padding is wasted matmul work), (3) runs under
 ``torch.inference_mode`` with no pooler and no attention mask for unpadded batches, and
-(4) optionally runs a bfloat16 copy of the encoder, which AMX and GPUs multiply several times faster.
+(4) optionally runs a copy of the encoder with bfloat16 matmul weights, converted once
+(:mod:`bertforge.inference`), which AMX and GPUs multiply several times faster.
 
 Mean pooling averages the last hidden state over real tokens exactly as sentence-transformers
 does, so embeddings match its ``encode`` for the same checkpoint.
@@ -12,7 +13,6 @@ does, so embeddings match its ``encode`` for the same checkpoint.
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import os
@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import BertForgeError
+from .inference import INFERENCE_DTYPES, inference_model
 from .pretrained import PreTrainedModel
 from .tokenizer import BertTokenizer
 
@@ -73,14 +74,13 @@ class Embedder:
             raise BertForgeError(
                 f"max_length ({max_length}) must be between 2 and the model's {limit} positions"
             )
-        if dtype is not None and dtype not in (torch.float32, torch.bfloat16, torch.float16):
+        if dtype is not None and dtype not in INFERENCE_DTYPES:
             raise BertForgeError(
                 f"dtype {dtype} is not supported; use torch.float32, torch.bfloat16 or torch.float16"
             )
-        target_device = torch.device(device) if device is not None else encoder.device
-        if (dtype is not None and dtype != encoder.dtype) or target_device != encoder.device:
-            # A private copy: the caller's model keeps its dtype and device.
-            encoder = copy.deepcopy(encoder).to(device=target_device, dtype=dtype or encoder.dtype)
+        # A converted copy (made once per model, see bertforge.inference) when the dtype or device
+        # differs: the caller's model keeps its dtype and device.
+        encoder = inference_model(encoder, dtype, device)
         self.encoder = encoder  # put in eval mode per call only: the caller's model keeps its mode
         self.tokenizer = tokenizer
         self.pooling = pooling
@@ -196,9 +196,9 @@ def embed(
     """Embed ``texts`` with ``model``: float32 (N, hidden) in input order.
 
     ``pooling``: "mean" (average of real tokens, sentence-transformers' default), "cls" (the [CLS]
-    hidden state) or "max". ``dtype=torch.bfloat16`` runs a bf16 copy of the encoder. For repeated
-    calls with a non-default dtype, build an :class:`Embedder` once instead (it keeps the copy).
-    """
+    hidden state) or "max". ``dtype=torch.bfloat16`` runs a copy of the encoder with bf16 matmul
+    weights, made on the first call and reused by later ones while the model's weights are unchanged
+    (:func:`bertforge.inference.inference_model`)."""
     embedder = Embedder(
         model,
         tokenizer,

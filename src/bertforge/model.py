@@ -22,6 +22,7 @@ from .ops import (
     dropout,
     gather_rows,
     key_padding_mask,
+    projection_input,
     sinusoidal_positions,
     split_heads,
 )
@@ -128,13 +129,11 @@ class BertSelfAttention(nn.Module):
         batch = hidden_states.shape[0]
         # Three matmuls, not one fused (3H, H) one: measured 2026-11-23 on this CPU (fp32 and bf16,
         # inference and training), fusing was 1-3% slower once the weight concatenation is paid.
-        device_type = hidden_states.device.type
-        if torch.is_autocast_enabled(device_type):
-            # Autocast would cast the fp32 LayerNorm output once per projection, three times, and
-            # cast three gradients back; cast once instead.
-            hidden_states = hidden_states.to(torch.get_autocast_dtype(device_type))
-            if queries is not None:
-                queries = queries.to(hidden_states.dtype)
+        # Autocast (or a bf16 inference model) would cast the fp32 LayerNorm output once per
+        # projection, three times, and cast three gradients back; cast once instead.
+        hidden_states = projection_input(hidden_states, self.query.weight)
+        if queries is not None:
+            queries = queries.to(hidden_states.dtype)
         query = split_heads(self.query(hidden_states if queries is None else queries), self.num_heads)
         key = split_heads(self.key(hidden_states), self.num_heads)
         value = split_heads(self.value(hidden_states), self.num_heads)

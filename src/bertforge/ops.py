@@ -106,6 +106,16 @@ def gather_rows(hidden_states: torch.Tensor, rows: torch.Tensor) -> torch.Tensor
     return hidden_states.gather(1, rows.unsqueeze(-1).expand(-1, -1, hidden_states.shape[-1]))
 
 
+def projection_input(hidden_states: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``hidden_states`` in the dtype the attention projections multiply in: autocast's when it is
+    on, else their weights' (a model converted by :mod:`bertforge.inference` keeps bf16 weights and
+    float32 LayerNorm outputs). Cast once here, not once in each of the three projections."""
+    device_type = hidden_states.device.type
+    if torch.is_autocast_enabled(device_type):
+        return hidden_states.to(torch.get_autocast_dtype(device_type))
+    return hidden_states.to(weight.dtype)
+
+
 def key_padding_mask(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
     """(B, T) 1/0 mask -> bool (B, 1, 1, T) for SDPA, or None when nothing is padded.
 

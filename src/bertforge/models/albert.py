@@ -39,7 +39,15 @@ from ..config import ACTIVATIONS, PretrainedConfig
 from ..errors import BertForgeError
 from ..heads import BertForSequenceClassification, _mlm_loss, span_loss
 from ..masked_lm import IGNORE_INDEX, masked_lm_inputs, masked_positions_loss, sentence_loss
-from ..ops import Dropout, activation, attention, gather_rows, key_padding_mask, split_heads
+from ..ops import (
+    Dropout,
+    activation,
+    attention,
+    gather_rows,
+    key_padding_mask,
+    projection_input,
+    split_heads,
+)
 from ..outputs import (
     BaseModelOutputWithPooling,
     MaskedLMOutput,
@@ -279,11 +287,9 @@ class AlbertAttention(nn.Module):
         always come from every position. ``attention_mask``: bool (B, 1, 1, T) or None."""
         residual = hidden_states if rows is None else gather_rows(hidden_states, rows)
         inputs, queries = hidden_states, residual
-        device_type = hidden_states.device.type
-        if torch.is_autocast_enabled(device_type):
-            # Cast the fp32 LayerNorm output once, not once per projection.
-            inputs = inputs.to(torch.get_autocast_dtype(device_type))
-            queries = queries.to(inputs.dtype)
+        # Cast the fp32 LayerNorm output once, not once per projection.
+        inputs = projection_input(inputs, self.query.weight)
+        queries = queries.to(inputs.dtype)
         heads = self.num_attention_heads
         query = split_heads(self.query(queries), heads)
         key = split_heads(self.key(inputs), heads)

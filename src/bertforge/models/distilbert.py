@@ -33,6 +33,7 @@ from ..ops import (
     gather_rows,
     key_padding_mask,
     merge_heads,
+    projection_input,
     sinusoidal_positions,
     split_heads,
 )
@@ -272,12 +273,10 @@ class DistilBertSelfAttention(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``attention_mask``: bool (B, 1, 1, T) or None; ``queries``: (B, P, H) rows to compute
         (default: all positions); keys and values always come from all of ``hidden_states``."""
-        device_type = hidden_states.device.type
-        if torch.is_autocast_enabled(device_type):
-            # Cast the fp32 LayerNorm output once, not once per projection.
-            hidden_states = hidden_states.to(torch.get_autocast_dtype(device_type))
-            if queries is not None:
-                queries = queries.to(hidden_states.dtype)
+        # Cast the fp32 LayerNorm output once, not once per projection.
+        hidden_states = projection_input(hidden_states, self.q_lin.weight)
+        if queries is not None:
+            queries = queries.to(hidden_states.dtype)
         query = split_heads(self.q_lin(hidden_states if queries is None else queries), self.n_heads)
         key = split_heads(self.k_lin(hidden_states), self.n_heads)
         value = split_heads(self.v_lin(hidden_states), self.n_heads)

@@ -18,6 +18,7 @@ import torch
 
 from ..auto import checkpoint_head_kind, checkpoint_model_type, forward_kwargs, model_class_for
 from ..errors import BertForgeError
+from ..inference import inference_model
 from ..tasks.arguments import argument
 from ..tasks.preprocess import Feature
 from ..tasks.preprocess_batches import collate, feature_length, sorted_batches
@@ -51,7 +52,7 @@ class InferenceSettings:
     stride: int = 32  # tokens shared by consecutive windows (doc_stride for QA)
     max_query_length: int = 64
     batch_size: int = 32
-    dtype: torch.dtype | None = None  # autocast dtype, e.g. torch.bfloat16
+    dtype: torch.dtype | None = None  # the matmuls' dtype, e.g. torch.bfloat16 (bertforge.inference)
 
     @classmethod
     def for_checkpoint(
@@ -156,7 +157,8 @@ def load_task_model(path: str | os.PathLike[str], task: str | None = None) -> tu
 
 
 def autocast(dtype: torch.dtype | None, device: torch.device) -> contextlib.AbstractContextManager[Any]:
-    """bf16/fp16 autocast on the model's device, or nothing for float32."""
+    """bf16/fp16 autocast on the model's device, or nothing for float32: for training steps.
+    Inference converts the weights once instead (:func:`bertforge.inference.inference_model`)."""
     if dtype is None or dtype == torch.float32:
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=dtype)
@@ -176,14 +178,17 @@ def run_features(
 
     Batches go longest first, so padding is minimal; model is any module that takes input_ids and
     attention_mask (token_type_ids where its forward names them: not DistilBERT) and returns the
-    named fields (bertforge of any family, or transformers).
+    named fields (bertforge of any family, or transformers). ``dtype`` (bf16) runs the model's
+    converted copy, made on the first call and reused (:func:`bertforge.inference.inference_model`);
+    no autocast.
     """
+    model = inference_model(model, dtype)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     lengths = [feature_length(f) for f in features]
     try:
-        with torch.inference_mode(), autocast(dtype, device):
+        with torch.inference_mode():
             for indices in sorted_batches(lengths, batch_size):
                 batch = collate([features[i] for i in indices], pad_token_id)
                 inputs = {k: batch[k].to(device) for k in MODEL_INPUTS if k in batch}

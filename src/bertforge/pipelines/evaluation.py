@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BertForgeError
+from ..inference import convert_for_inference
 from ..tasks.registry import get_task, read_task_file, word_spans
 from .common import InferenceSettings
 
@@ -142,6 +143,8 @@ def run_on_file(
     tokenizer = load_tokenizer(Path(tokenizer_path or checkpoint))
     check_vocabulary(tokenizer, model.config, tokenizer_path or checkpoint)
     inference = InferenceSettings.for_checkpoint(checkpoint, task, **settings)
+    # Loaded only to run: convert its own weights (bf16) rather than keep a converted copy beside them.
+    model = convert_for_inference(model, inference.dtype)
     predictions = predict_examples(task, model, tokenizer, examples, inference)
     metrics = compute_metrics(task, examples, predictions) if labelled else None
     return metrics, predictions, skipped

@@ -28,6 +28,7 @@ import torch
 from ..auto import AutoConfig, checkpoint_head_kind, checkpoint_model_type
 from ..embed import POOLINGS, Embedder
 from ..errors import BertForgeError
+from ..inference import convert_for_inference
 from .settings import ServeSettings
 
 logger = logging.getLogger(__name__)
@@ -207,7 +208,9 @@ def load_service(checkpoint: str | os.PathLike[str], settings: ServeSettings) ->
             )
         device = torch_device(settings.device)
         model, task = _load_torch(path, kind)
-        model.to(device).eval()
+        # bf16: the model's own linear weights converted once, shared by the embedder and every
+        # route (bertforge.inference); no autocast, no second copy.
+        model = convert_for_inference(model.to(device), dtype)
     embedder = Embedder(
         model, tokenizer, batch_size=settings.batch_size, dtype=dtype, **embedding_settings(path)
     )
