@@ -10,7 +10,8 @@ Shapes in comments: B batch, T sequence length, N heads, D head size, P selected
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -46,12 +47,25 @@ def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
         return x
     if x.device.type != "cpu" or not 0.0 < p < 1.0:
         return F.dropout(x, p, training)
-    threshold = round(p * 65536)  # drop where a uniform 16-bit value < threshold
-    words = torch.empty((x.numel() + 3) // 4, dtype=torch.int64).random_(-(2**63), None)
-    keep = (words.view(torch.int16)[: x.numel()] >= threshold - 32768).view(x.shape)
+    threshold = round(p * 65536)
+    keep = _keep_mask(x.shape, threshold)
     # One multiply by a scaled 0/1 mask in x's dtype: autograd saves the mask and the backward is
     # one multiply too (measured faster than torch.where or masked_fill).
     return x * keep.to(x.dtype).mul_(65536 / (65536 - threshold))
+
+
+def _keep_mask(
+    shape: tuple[int, ...] | torch.Size, threshold: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Bool ``shape`` mask, False where a uniform 16-bit value < ``threshold`` (dropped).
+
+    The values are read four per 64-bit word from ``generator`` (default: torch's) in row-major
+    order, so drawing a tensor in consecutive pieces of a multiple of 4 elements gives the same
+    mask as drawing it whole.
+    """
+    numel = math.prod(shape)
+    words = torch.empty((numel + 3) // 4, dtype=torch.int64).random_(-(2**63), None, generator=generator)
+    return (words.view(torch.int16)[:numel] >= threshold - 32768).view(shape)
 
 
 class Dropout(nn.Dropout):
@@ -85,12 +99,17 @@ def attention(
     """Scaled dot-product attention: (B, N, P, D) queries over (B, N, T, D) keys and values.
 
     ``mask``: bool (B, 1, 1, T), True where a key may be attended to, or None. Returns the (B, N,
-    P, D) context and, when ``output_attentions``, the (B, N, P, T) probabilities.
+    P, D) context and, when ``output_attentions``, the (B, N, P, T) probabilities. Training with
+    attention dropout on CPU, scores larger than ``EXPLICIT_SCORES_BYTES`` go through
+    :func:`chunked_dropout_attention`, which keeps no (B, N, P, T) tensor for the backward.
     """
     dropout_p = dropout_p if training else 0.0
+    cpu_dropout = dropout_p > 0.0 and query.device.type == "cpu"
+    if cpu_dropout and not output_attentions and _scores_bytes(query, key) > EXPLICIT_SCORES_BYTES:
+        return chunked_dropout_attention(query, key, value, mask, dropout_p), None
     # SDPA does not return the probabilities, so compute them explicitly when asked; and on CPU
     # with attention dropout, SDPA runs this same math path but with the slow Bernoulli mask.
-    if output_attentions or (dropout_p > 0.0 and query.device.type == "cpu"):
+    if output_attentions or cpu_dropout:
         # Scale the (B, N, T, D) query rather than the (B, N, T, T) scores: half the elements at T=128.
         scores = (query * (1.0 / math.sqrt(query.shape[-1]))) @ key.transpose(-1, -2)
         if mask is not None:
@@ -99,6 +118,128 @@ def attention(
         context = dropout(weights, dropout_p, training) @ value
         return context, (weights if output_attentions else None)
     return F.scaled_dot_product_attention(query, key, value, attn_mask=mask, dropout_p=dropout_p), None
+
+
+# Attention dropout on CPU without keeping (B, N, P, T) tensors for the backward.
+#
+# 2026-11-29, this 2-core EPYC (AVX2, 32 MiB L3), one thread: the explicit path above keeps three
+# (B, N, P, T) tensors per layer for the backward (probabilities, scaled mask, dropped
+# probabilities): 680 MB per layer for QA fine-tuning at 384 x 32 with 12 heads, 4.1 GB of the
+# 7.4 GB peak with all-MiniLM-L6-v2 (benchmarks/memory.py; 3.1 GB in chunks). Once a layer's
+# scores outgrow the cache, the explicit path's (B, N, P, T) passes run from memory and it is the
+# slower one: attention forward + backward at (B, N, T, D) = (32, 12, 256, 64) took 5.1 s explicit
+# against 3.2 s in chunks, at (32, 12, 384, 32) 8.2 s against 5.6 s; at (32, 12, 128, 32), 25 MB
+# of scores, the explicit path was faster, 0.59 s against 0.69 s (the chunks recompute the scores).
+EXPLICIT_SCORES_BYTES = 32 * 2**20  # up to this size of one layer's scores, the explicit path
+CHUNK_SCORES_ELEMENTS = 2**21  # scores per chunk (8 MiB in fp32); 2**20 to 2**22 measured alike
+
+
+def _scores_bytes(query: torch.Tensor, key: torch.Tensor) -> int:
+    """Size of the (B, N, P, T) attention scores of these queries and keys."""
+    return math.prod(query.shape[:-1]) * key.shape[-2] * query.element_size()
+
+
+def chunked_dropout_attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    mask: torch.Tensor | None,
+    dropout_p: float,
+) -> torch.Tensor:
+    """Attention with dropout on the probabilities, computed a few sequences at a time, keeping only
+    the queries, keys and values for the backward, which recomputes each chunk's probabilities.
+
+    Shapes and ``mask`` as :func:`attention`; ``0 < dropout_p < 1``. The dropout mask is
+    :func:`dropout`'s, drawn from torch's generator in the same order as the explicit path draws it
+    for the whole (B, N, P, T) tensor, so under the same seed both paths drop the same
+    probabilities and leave the generator in the same state; the backward replays it from a copy of
+    the generator's state taken before the forward. Under autocast the inputs are cast to its dtype
+    first, as the explicit path's matmuls would.
+    """
+    if torch.is_autocast_enabled("cpu"):
+        dtype = torch.get_autocast_dtype("cpu")
+        query, key, value = query.to(dtype), key.to(dtype), value.to(dtype)
+    result: torch.Tensor = _ChunkedDropoutAttention.apply(query, key, value, mask, dropout_p)
+    return result
+
+
+def _chunk_size(batch: int, scores_per_sequence: int) -> int:
+    """Sequences per chunk: about CHUNK_SCORES_ELEMENTS scores, and a multiple of 4 scores unless it
+    is the last chunk, so that chunk by chunk the dropout mask is drawn exactly as in one piece."""
+    size = max(1, CHUNK_SCORES_ELEMENTS // scores_per_sequence)
+    while size < batch and size * scores_per_sequence % 4:
+        size += 1
+    return min(size, batch)
+
+
+class _ChunkedDropoutAttention(torch.autograd.Function):
+    """softmax(q k^T / sqrt(D) + mask) * keep / (1 - p) @ v, chunked over the batch.
+
+    Per chunk, with W the probabilities, K the 0/1 keep mask, s = 1 / (1 - p) and Y = W * K:
+    forward O = s Y V. Backward (G = dO V^T): dV = s Y^T dO, and through the dropout and the
+    softmax dS = s (G*Y - W * rowsum(G*Y)), then dQ = dS K / sqrt(D), dK = dS^T Q / sqrt(D). The
+    constant factors are applied once to the (B, N, P, D) results, not to (B, N, P, T) tensors.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        mask: torch.Tensor | None,
+        dropout_p: float,
+    ) -> torch.Tensor:
+        threshold = round(dropout_p * 65536)  # as dropout(): the rate quantised to 1/65536
+        ctx.rng_state = torch.default_generator.get_state()
+        ctx.threshold, ctx.keep_scale = threshold, 65536 / (65536 - threshold)
+        ctx.chunk = _chunk_size(query.shape[0], math.prod(query.shape[1:-1]) * key.shape[-2])
+        ctx.save_for_backward(query, key, value, mask)
+        out = torch.empty(*query.shape[:-1], value.shape[-1], dtype=query.dtype)
+        with torch.autocast("cpu", enabled=False):
+            for rows, weights in _chunk_probabilities(query, key, mask, ctx.chunk):
+                torch.matmul(weights.mul_(_keep_mask(weights.shape, threshold)), value[rows], out=out[rows])
+        return out.mul_(ctx.keep_scale)
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        query, key, value, mask = ctx.saved_tensors
+        replay = torch.Generator()
+        replay.set_state(ctx.rng_state)
+        grad_query, grad_key, grad_value = (torch.empty(t.shape, dtype=t.dtype) for t in (query, key, value))
+        with torch.autocast("cpu", enabled=False):
+            for rows, weights in _chunk_probabilities(query, key, mask, ctx.chunk):
+                kept = weights * _keep_mask(weights.shape, ctx.threshold, replay)  # Y
+                torch.matmul(kept.transpose(-1, -2), grad_out[rows], out=grad_value[rows])
+                grad_scores = torch.matmul(grad_out[rows], value[rows].transpose(-1, -2)).mul_(kept)
+                del kept
+                grad_scores.addcmul_(weights, grad_scores.sum(-1, keepdim=True), value=-1.0)
+                torch.matmul(grad_scores, key[rows], out=grad_query[rows])
+                torch.matmul(grad_scores.transpose(-1, -2), query[rows], out=grad_key[rows])
+        score_scale = ctx.keep_scale / math.sqrt(query.shape[-1])
+        return (
+            grad_query.mul_(score_scale),
+            grad_key.mul_(score_scale),
+            grad_value.mul_(ctx.keep_scale),
+            None,
+            None,
+        )
+
+
+def _chunk_probabilities(
+    query: torch.Tensor, key: torch.Tensor, mask: torch.Tensor | None, chunk: int
+) -> Iterator[tuple[slice, torch.Tensor]]:
+    """(rows, W) per ``chunk`` sequences: the batch rows and their (C, N, P, T) probabilities."""
+    scale = 1.0 / math.sqrt(query.shape[-1])
+    for start in range(0, query.shape[0], chunk):
+        rows = slice(start, start + chunk)
+        # Scale the (C, N, P, D) queries rather than the (C, N, P, T) scores.
+        scores = torch.matmul(query[rows] * scale, key[rows].transpose(-1, -2))
+        if mask is not None:
+            scores.masked_fill_(
+                ~mask[rows if mask.shape[0] > 1 else slice(None)], torch.finfo(scores.dtype).min
+            )
+        yield rows, scores.softmax(dim=-1)
 
 
 def gather_rows(hidden_states: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
