@@ -106,15 +106,14 @@ def multi_head_attention(
 
     ``mask``: as :func:`attention`'s, or a :class:`Packing`: then the projections and the context
     are the packed (R, N*D) rows of the batch's real tokens, padded only around the attention."""
-    packing = mask if isinstance(mask, Packing) else None
+    packing, key_mask = (mask, mask.key_mask) if isinstance(mask, Packing) else (None, mask)
     if packing is not None:
         query, key, value = (packing.unpack(t) for t in (query, key, value))
-        mask = packing.key_mask
     context, probs = attention(
         split_heads(query, num_heads),
         split_heads(key, num_heads),
         split_heads(value, num_heads),
-        mask,
+        key_mask,
         dropout_p,
         training,
         output_attentions,
