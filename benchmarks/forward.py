@@ -7,7 +7,7 @@ for each runner the real (non-pad) tokens per second, the ratio to transformers 
 and the share of the machine's bf16 matmul peak the forward reaches (and of the fp32 peak):
 
 * float32: ``BertModel(...)(input_ids, attention_mask)`` of each library, equal weights; bertforge
-  runs unpadded as its pipelines, ``embed`` and the server run it (``bertforge.ops.unpadded_inference``:
+  runs unpadded as its pipelines, ``embed`` and the server run it (``bertforge.ops.unpadded``:
   every layer but the attention on the real tokens only), and padded ("bertforge fp32 padded");
 * bfloat16: transformers under ``torch.autocast("cpu", torch.bfloat16)``, as its users run it,
   against bertforge's bf16 inference path (``bertforge.inference.inference_model``: the matmul
@@ -150,13 +150,13 @@ def build_models(name: str) -> tuple[Any, Any, Any]:
 
 def runners_for(ours: Any, theirs: Any, dtypes: list[str]) -> list[Runner]:
     from bertforge.inference import inference_model
-    from bertforge.ops import unpadded_inference
+    from bertforge.ops import unpadded
 
     def call(model: Any, autocast: bool = False, unpadded: bool = False) -> Callable[[Batch], torch.Tensor]:
         def forward(batch: Batch) -> torch.Tensor:
             with (
                 torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast),
-                unpadded_inference() if unpadded else contextlib.nullcontext(),
+                unpadded() if unpadded else contextlib.nullcontext(),
             ):
                 return model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state
 
