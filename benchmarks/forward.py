@@ -6,10 +6,12 @@ Runs bert-base (random init, BertConfig preset "bert-base") and all-MiniLM-L6-v2
 for each runner the real (non-pad) tokens per second, the ratio to transformers in the same dtype,
 and the share of the machine's bf16 matmul peak the forward reaches (and of the fp32 peak):
 
-* float32: ``BertModel(...)(input_ids, attention_mask)`` of each library, equal weights;
+* float32: ``BertModel(...)(input_ids, attention_mask)`` of each library, equal weights; bertforge
+  runs unpadded as its pipelines, ``embed`` and the server run it (``bertforge.ops.unpadded``:
+  every layer but the attention on the real tokens only), and padded ("bertforge fp32 padded");
 * bfloat16: transformers under ``torch.autocast("cpu", torch.bfloat16)``, as its users run it,
   against bertforge's bf16 inference path (``bertforge.inference.inference_model``: the matmul
-  weights converted once, no autocast).
+  weights converted once, no autocast), unpadded.
 
 The peak is a bf16 ``torch.mm`` of two (S, S) matrices timed in the same rounds; a forward's work
 is its matmul FLOPs on the real tokens (projections and feed-forward per token, attention's two
@@ -22,7 +24,9 @@ library's float32 (relative error ||bf16 - fp32|| / ||fp32|| over the real token
 and the worst single token's relative error).
 
     python benchmarks/forward.py [--texts 1000] [--batch-size 32] [--rounds 3] [--threads N]
-        [--models bert-base,minilm] [--dtypes fp32,bf16] [--peak-size 2048] [--seed 0]
+        [--models bert-base,minilm] [--dtypes fp32,bf16] [--peak-size 2048] [--seed 0] [--unsorted]
+
+``--unsorted`` batches the texts in corpus order instead of by length, as requests reach a server.
 
 A held-out run uses other texts (``--seed``) and batch sizes. On a CPU without bf16 matrix
 instructions (no AVX512-BF16 or AMX) the bf16 runners are several times slower than float32 and
@@ -32,6 +36,7 @@ the 2048 peak takes tens of seconds: use ``--texts 64 --peak-size 1024`` there.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -65,14 +70,16 @@ class Runner:
     forward: Callable[[Batch], torch.Tensor]  # the last hidden state (B, T, H)
 
 
-def make_batches(texts: list[str], tokenizer: Any, batch_size: int) -> list[Batch]:
-    """Length-sorted (longest first) padded batches of the texts' token ids."""
+def make_batches(texts: list[str], tokenizer: Any, batch_size: int, in_order: bool = False) -> list[Batch]:
+    """Length-sorted (longest first) padded batches of the texts' token ids; ``in_order``: the texts
+    in the order given (the mixed lengths of requests arriving at a server)."""
     ids = tokenizer(texts, truncation=True, max_length=MAX_TOKENS)["input_ids"]
-    ids = sorted(ids, key=len, reverse=True)
+    if not in_order:
+        ids = sorted(ids, key=len, reverse=True)
     batches = []
     for start in range(0, len(ids), batch_size):
         rows = ids[start : start + batch_size]
-        width = len(rows[0])
+        width = max(len(row) for row in rows)
         input_ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
         mask = torch.zeros(len(rows), width, dtype=torch.long)
         for r, row in enumerate(rows):
@@ -143,21 +150,31 @@ def build_models(name: str) -> tuple[Any, Any, Any]:
 
 def runners_for(ours: Any, theirs: Any, dtypes: list[str]) -> list[Runner]:
     from bertforge.inference import inference_model
+    from bertforge.ops import unpadded
 
-    def call(model: Any, autocast: bool = False) -> Callable[[Batch], torch.Tensor]:
+    def call(model: Any, autocast: bool = False, unpadded: bool = False) -> Callable[[Batch], torch.Tensor]:
         def forward(batch: Batch) -> torch.Tensor:
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            with (
+                torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast),
+                unpadded() if unpadded else contextlib.nullcontext(),
+            ):
                 return model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state
 
         return forward
 
+    # bertforge runs as its pipelines, embed and the server run it: unpadded (the real tokens only);
+    # "padded" is the same model on the padded batch, for the attribution.
     runners = []
     if "fp32" in dtypes:
-        runners += [Runner("transformers fp32", call(theirs)), Runner("bertforge fp32", call(ours))]
+        runners += [
+            Runner("transformers fp32", call(theirs)),
+            Runner("bertforge fp32", call(ours, unpadded=True)),
+            Runner("bertforge fp32 padded", call(ours)),
+        ]
     if "bf16" in dtypes:
         runners += [
             Runner("transformers bf16 autocast", call(theirs, autocast=True)),
-            Runner("bertforge bf16", call(inference_model(ours, torch.bfloat16))),
+            Runner("bertforge bf16", call(inference_model(ours, torch.bfloat16), unpadded=True)),
         ]
     return runners
 
@@ -167,6 +184,7 @@ def check_outputs(runners: list[Runner], batches: list[Batch]) -> dict[str, floa
     {"<runner> vs <reference>": error} as described in the module docstring."""
     references = {
         "bertforge fp32": "transformers fp32",
+        "bertforge fp32 padded": "transformers fp32",
         "transformers bf16 autocast": "transformers fp32",
         "bertforge bf16": "bertforge fp32",
     }
@@ -180,7 +198,7 @@ def check_outputs(runners: list[Runner], batches: list[Batch]) -> dict[str, floa
             if name not in by_name or reference not in by_name:
                 continue
             diff, ref = outputs[name] - outputs[reference], outputs[reference]
-            if name == "bertforge fp32":
+            if name.startswith("bertforge fp32"):
                 worst[name] = max(worst.get(name, 0.0), diff.abs().max().item())
                 continue
             sums = squared.setdefault(name, [0.0, 0.0])
@@ -206,6 +224,9 @@ def main() -> None:
     parser.add_argument("--models", default="bert-base,minilm")
     parser.add_argument("--dtypes", default="fp32,bf16")
     parser.add_argument("--peak-size", type=int, default=2048, help="side of the timed bf16 torch.mm")
+    parser.add_argument(
+        "--unsorted", action="store_true", help="batches of texts in corpus order, not sorted by length"
+    )
     parser.add_argument("--seed", type=int, default=0, help="which paragraphs (another seed: other texts)")
     args = parser.parse_args()
     if args.threads:
@@ -227,7 +248,7 @@ def main() -> None:
     for model_name in args.models.split(","):
         ours, theirs, tokenizer = build_models(model_name)
         texts = real_texts(args.corpus, args.texts, tokenizer, args.seed)
-        batches = make_batches(texts, tokenizer, args.batch_size)
+        batches = make_batches(texts, tokenizer, args.batch_size, in_order=args.unsorted)
         tokens = sum(sum(b.lengths) for b in batches)
         padded = sum(b.input_ids.numel() for b in batches)
         flops = matmul_flops(ours.config, batches)
@@ -272,9 +293,9 @@ def main() -> None:
                 f"{achieved / peaks['bf16']:>11.1%} {achieved / peaks['fp32']:>11.1%}"
             )
         for name, error in errors.items():
-            if name == "bertforge fp32":
+            if name.startswith("bertforge fp32"):
                 verdict = "ok" if error <= 1e-5 else "ABOVE 1e-5"
-                print(f"fp32 parity: max |bertforge - transformers| {error:.1e} ({verdict})")
+                print(f"fp32 parity: max |{name} - transformers| {error:.1e} ({verdict})")
             elif name.endswith("worst token"):
                 print(f"{name.removesuffix(' worst token')}: worst token's relative error {error:.1e}")
             else:

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from .errors import BertForgeError
 from .inference import INFERENCE_DTYPES, inference_model
+from .ops import unpadded
 from .pretrained import PreTrainedModel
 from .tokenizer import BertTokenizer
 
@@ -167,8 +168,10 @@ class Embedder:
         return out
 
     def _encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        # The pooler is not needed for mean/cls/max pooling, so run embeddings + encoder only.
-        return self.encoder.sequence_output(input_ids, attention_mask)  # type: ignore[no-any-return]
+        # The pooler is not needed for mean/cls/max pooling, so run embeddings + encoder only, on the
+        # real tokens only (pooling never reads the padding).
+        with unpadded():
+            return self.encoder.sequence_output(input_ids, attention_mask)  # type: ignore[no-any-return]
 
     def _pool(self, states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         if self.pooling == "cls":

@@ -18,13 +18,13 @@ from .config import BertConfig, PretrainedConfig
 from .ops import (
     Dropout,
     activation,
-    attention,
     dropout,
     gather_rows,
     key_padding_mask,
+    multi_head_attention,
     projection_input,
+    run_encoder,
     sinusoidal_positions,
-    split_heads,
 )
 from .outputs import BaseModelOutputWithPooling
 from .pretrained import PreTrainedModel, deferred_init
@@ -123,10 +123,9 @@ class BertSelfAttention(nn.Module):
         output_attentions: bool = False,
         queries: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``attention_mask``: bool (B, 1, 1, T), True where a key may be attended to, or None.
-        ``queries``: (B, P, H) rows to compute the output for (default: every position); keys and
+        """``attention_mask``: bool (B, 1, 1, T), True where a key may be attended to, or None; or
+        a :class:`bertforge.ops.Packing` of the rows ``hidden_states`` packs. ``queries``: (B, P, H) rows to compute the output for (default: every position); keys and
         values always come from all of ``hidden_states``."""
-        batch = hidden_states.shape[0]
         # Three matmuls, not one fused (3H, H) one: measured 2026-11-23 on this CPU (fp32 and bf16,
         # inference and training), fusing was 1-3% slower once the weight concatenation is paid.
         # Autocast (or a bf16 inference model) would cast the fp32 LayerNorm output once per
@@ -134,15 +133,17 @@ class BertSelfAttention(nn.Module):
         hidden_states = projection_input(hidden_states, self.query.weight)
         if queries is not None:
             queries = queries.to(hidden_states.dtype)
-        query = split_heads(self.query(hidden_states if queries is None else queries), self.num_heads)
-        key = split_heads(self.key(hidden_states), self.num_heads)
-        value = split_heads(self.value(hidden_states), self.num_heads)
-        context, probs = attention(
-            query, key, value, attention_mask, self.dropout_prob, self.training, output_attentions
+        # (B, T, N*D) context, T = P rows when queries are given; N*D = H unless pruned.
+        return multi_head_attention(
+            self.query(hidden_states if queries is None else queries),
+            self.key(hidden_states),
+            self.value(hidden_states),
+            self.num_heads,
+            attention_mask,
+            self.dropout_prob,
+            self.training,
+            output_attentions,
         )
-        # (B, N, T, D) -> (B, T, N*D)   (T = P rows when queries are given; N*D = H unless pruned)
-        context = context.transpose(1, 2).reshape(batch, query.shape[2], self.all_head_size)
-        return context, probs
 
 
 class _ProjectAddNorm(nn.Module):
@@ -324,7 +325,7 @@ class BertModel(BertPreTrainedModel):
         """The last hidden state (B, T, H) alone: no pooler, no output dataclass. Every family's
         base model has this method; embedding and other pooled uses call it."""
         hidden = self.embeddings(input_ids, token_type_ids)
-        return self.encoder(hidden, key_padding_mask(attention_mask))[0]
+        return run_encoder(self.encoder, hidden, attention_mask)[0]
 
     def forward_rows(
         self,
@@ -363,9 +364,8 @@ class BertModel(BertPreTrainedModel):
                 f"({self.config.max_position_embeddings}){reserved}; truncate the input (tokenizer max_length)"
             )
         hidden = self.embeddings(input_ids, token_type_ids, position_ids)
-        mask = key_padding_mask(attention_mask)
-        hidden, all_hidden, all_attentions = self.encoder(
-            hidden, mask, output_hidden_states, output_attentions, last_layer_rows
+        hidden, all_hidden, all_attentions = run_encoder(
+            self.encoder, hidden, attention_mask, output_hidden_states, output_attentions, last_layer_rows
         )
         pooled = self.pooler(hidden) if self.pooler is not None else None
         return BaseModelOutputWithPooling(

@@ -42,11 +42,10 @@ from ..masked_lm import IGNORE_INDEX, masked_lm_inputs, masked_positions_loss, s
 from ..ops import (
     Dropout,
     activation,
-    attention,
     gather_rows,
-    key_padding_mask,
+    multi_head_attention,
     projection_input,
-    split_heads,
+    run_encoder,
 )
 from ..outputs import (
     BaseModelOutputWithPooling,
@@ -290,15 +289,16 @@ class AlbertAttention(nn.Module):
         # Cast the fp32 LayerNorm output once, not once per projection.
         inputs = projection_input(inputs, self.query.weight)
         queries = queries.to(inputs.dtype)
-        heads = self.num_attention_heads
-        query = split_heads(self.query(queries), heads)
-        key = split_heads(self.key(inputs), heads)
-        value = split_heads(self.value(inputs), heads)
-        context, probs = attention(
-            query, key, value, attention_mask, self.dropout_prob, self.training, output_attentions
+        context, probs = multi_head_attention(
+            self.query(queries),
+            self.key(inputs),
+            self.value(inputs),
+            self.num_attention_heads,
+            attention_mask,
+            self.dropout_prob,
+            self.training,
+            output_attentions,
         )
-        # (B, N, P, D) -> (B, P, H)
-        context = context.transpose(1, 2).reshape(*residual.shape[:2], -1)
         return self.LayerNorm(residual + self.output_dropout(self.dense(context))), probs
 
 
@@ -448,7 +448,7 @@ class AlbertModel(AlbertPreTrainedModel):
         """The last hidden state (B, T, H) alone: no pooler, no output dataclass."""
         self._check_input(input_ids)
         hidden = self.embeddings(input_ids, token_type_ids)
-        return self.encoder(hidden, key_padding_mask(attention_mask))[0]
+        return run_encoder(self.encoder, hidden, attention_mask)[0]
 
     def forward_rows(
         self,
@@ -483,8 +483,8 @@ class AlbertModel(AlbertPreTrainedModel):
     ) -> BaseModelOutputWithPooling:
         self._check_input(input_ids)
         hidden = self.embeddings(input_ids, token_type_ids, position_ids)
-        hidden, all_hidden, all_attentions = self.encoder(
-            hidden, key_padding_mask(attention_mask), output_hidden_states, output_attentions, last_layer_rows
+        hidden, all_hidden, all_attentions = run_encoder(
+            self.encoder, hidden, attention_mask, output_hidden_states, output_attentions, last_layer_rows
         )
         pooled = None
         if self.pooler is not None:

@@ -29,13 +29,11 @@ from ..masked_lm import IGNORE_INDEX, masked_lm_inputs, masked_positions_loss
 from ..ops import (
     Dropout,
     activation,
-    attention,
     gather_rows,
-    key_padding_mask,
-    merge_heads,
+    multi_head_attention,
     projection_input,
+    run_encoder,
     sinusoidal_positions,
-    split_heads,
 )
 from ..outputs import (
     BaseModelOutputWithPooling,
@@ -277,13 +275,17 @@ class DistilBertSelfAttention(nn.Module):
         hidden_states = projection_input(hidden_states, self.q_lin.weight)
         if queries is not None:
             queries = queries.to(hidden_states.dtype)
-        query = split_heads(self.q_lin(hidden_states if queries is None else queries), self.n_heads)
-        key = split_heads(self.k_lin(hidden_states), self.n_heads)
-        value = split_heads(self.v_lin(hidden_states), self.n_heads)
-        context, probs = attention(
-            query, key, value, attention_mask, self.dropout_prob, self.training, output_attentions
+        context, probs = multi_head_attention(
+            self.q_lin(hidden_states if queries is None else queries),
+            self.k_lin(hidden_states),
+            self.v_lin(hidden_states),
+            self.n_heads,
+            attention_mask,
+            self.dropout_prob,
+            self.training,
+            output_attentions,
         )
-        return self.out_lin(merge_heads(context)), probs
+        return self.out_lin(context), probs
 
 
 class DistilBertFFN(nn.Module):
@@ -443,8 +445,8 @@ class DistilBertModel(DistilBertPreTrainedModel):
                 f"({self.config.max_position_embeddings}); truncate the input (tokenizer max_length)"
             )
         hidden = self.embeddings(input_ids, position_ids)
-        hidden, all_hidden, all_attentions = self.transformer(
-            hidden, key_padding_mask(attention_mask), output_hidden_states, output_attentions, last_layer_rows
+        hidden, all_hidden, all_attentions = run_encoder(
+            self.transformer, hidden, attention_mask, output_hidden_states, output_attentions, last_layer_rows
         )
         return BaseModelOutputWithPooling(
             last_hidden_state=hidden, hidden_states=all_hidden, attentions=all_attentions

@@ -19,6 +19,7 @@ import torch
 from ..auto import checkpoint_head_kind, checkpoint_model_type, forward_kwargs, model_class_for
 from ..errors import BertForgeError
 from ..inference import inference_model
+from ..ops import unpadded
 from ..tasks.arguments import argument
 from ..tasks.preprocess import Feature
 from ..tasks.preprocess_batches import collate, feature_length, sorted_batches
@@ -188,7 +189,8 @@ def run_features(
     device = next(model.parameters()).device
     lengths = [feature_length(f) for f in features]
     try:
-        with torch.inference_mode():
+        # Unpadded: every output is read at real tokens only (per_token ones are cut to the length).
+        with torch.inference_mode(), unpadded():
             for indices in sorted_batches(lengths, batch_size):
                 batch = collate([features[i] for i in indices], pad_token_id)
                 inputs = {k: batch[k].to(device) for k in MODEL_INPUTS if k in batch}

@@ -34,6 +34,7 @@ its teacher's soft targets and the gold labels.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -51,6 +52,7 @@ import torch
 from ..auto import checkpoint_model_type, config_class_for, forward_kwargs, model_class_for
 from ..errors import BertForgeError
 from ..fileio import atomic_write_json
+from ..ops import unpadded
 from ..pipelines.common import (
     FINETUNE_CONFIG_FILE,
     InferenceSettings,
@@ -295,7 +297,11 @@ def training_step(
     ``model``); ``loss`` defaults to :func:`label_loss`. Returns the loss."""
     device = next(model.parameters()).device
     batch = {k: v.to(device) for k, v in batch.items()}
-    with autocast(dtype, device):
+    # Unpadded where the loss reads real tokens only (labels at padding are ignored, [CLS] is real).
+    # Not for QA: its span loss, as transformers', takes the softmax over the padding's logits too,
+    # which a packed run would change (zeros in place of the padded run's numbers).
+    packed = unpadded() if "start_positions" not in batch else contextlib.nullcontext()
+    with autocast(dtype, device), packed:
         value = (loss or label_loss)(model, batch)
     value.backward()
     if max_grad_norm > 0:
