@@ -37,8 +37,8 @@ from torch import nn
 
 from ..config import ACTIVATIONS, PretrainedConfig
 from ..errors import BertForgeError
-from ..heads import BertForSequenceClassification, _mlm_loss, span_loss
-from ..masked_lm import IGNORE_INDEX, masked_lm_inputs, masked_positions_loss, sentence_loss
+from ..heads import _mlm_loss
+from ..masked_lm import masked_lm_inputs, masked_positions_loss, sentence_loss
 from ..ops import (
     Dropout,
     activation,
@@ -52,13 +52,15 @@ from ..outputs import (
     BaseModelOutputWithPooling,
     MaskedLMOutput,
     ModelOutput,
-    MultipleChoiceModelOutput,
     PreTrainingLossOutput,
-    QuestionAnsweringModelOutput,
-    SequenceClassifierOutput,
-    TokenClassifierOutput,
 )
 from ..pretrained import PreTrainedModel, deferred_init
+from ..task_heads import (
+    MultipleChoiceHead,
+    QuestionAnsweringHead,
+    SequenceClassificationHead,
+    TokenClassificationHead,
+)
 
 __all__ = [
     "ALBERT_PRESETS",
@@ -689,11 +691,8 @@ class AlbertForMaskedLM(_TiedAlbertDecoder, AlbertPreTrainedModel):
         return PreTrainingLossOutput(loss, loss, correct, count)
 
 
-class AlbertForSequenceClassification(AlbertPreTrainedModel):
+class AlbertForSequenceClassification(SequenceClassificationHead, AlbertPreTrainedModel):
     """A linear layer over the pooled [CLS] vector: classification, or regression when num_labels == 1."""
-
-    # BERT's rule, shared: problem_type, else one label -> MSE, integer labels -> CE, float -> BCE.
-    _loss = BertForSequenceClassification._loss
 
     def __init__(self, config: AlbertConfig) -> None:
         super().__init__()
@@ -705,30 +704,8 @@ class AlbertForSequenceClassification(AlbertPreTrainedModel):
             self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
-    ) -> SequenceClassifierOutput:
-        out = self.albert(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
-        )
-        logits = self.classifier(self.dropout(out.pooler_output))
-        loss = self._loss(logits, labels) if labels is not None else None
-        return SequenceClassifierOutput(loss, logits, out.hidden_states, out.attentions)
 
-
-class AlbertForTokenClassification(AlbertPreTrainedModel):
+class AlbertForTokenClassification(TokenClassificationHead, AlbertPreTrainedModel):
     """A linear layer over every token's hidden state: tagging such as NER."""
 
     def __init__(self, config: AlbertConfig) -> None:
@@ -741,34 +718,8 @@ class AlbertForTokenClassification(AlbertPreTrainedModel):
             self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
-    ) -> TokenClassifierOutput:
-        out = self.albert(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
-        )
-        logits = self.classifier(self.dropout(out.last_hidden_state))
-        loss = None
-        if labels is not None:
-            loss = F.cross_entropy(
-                logits.view(-1, self.num_labels).float(), labels.view(-1), ignore_index=IGNORE_INDEX
-            )
-        return TokenClassifierOutput(loss, logits, out.hidden_states, out.attentions)
 
-
-class AlbertForQuestionAnswering(AlbertPreTrainedModel):
+class AlbertForQuestionAnswering(QuestionAnsweringHead, AlbertPreTrainedModel):
     """Extractive QA: start and end logits for every token."""
 
     def __init__(self, config: AlbertConfig) -> None:
@@ -780,34 +731,8 @@ class AlbertForQuestionAnswering(AlbertPreTrainedModel):
             self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        start_positions: torch.Tensor | None = None,
-        end_positions: torch.Tensor | None = None,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
-    ) -> QuestionAnsweringModelOutput:
-        out = self.albert(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
-        )
-        # (B, T, 2) -> two (B, T)
-        start_logits, end_logits = (
-            t.squeeze(-1).contiguous() for t in self.qa_outputs(out.last_hidden_state).split(1, -1)
-        )
-        loss = span_loss(start_logits, end_logits, start_positions, end_positions)
-        return QuestionAnsweringModelOutput(loss, start_logits, end_logits, out.hidden_states, out.attentions)
 
-
-class AlbertForMultipleChoice(AlbertPreTrainedModel):
+class AlbertForMultipleChoice(MultipleChoiceHead, AlbertPreTrainedModel):
     """Scores C candidates: inputs (B, C, T), one logit per choice from the pooled output."""
 
     def __init__(self, config: AlbertConfig) -> None:
@@ -818,35 +743,3 @@ class AlbertForMultipleChoice(AlbertPreTrainedModel):
             self.dropout = Dropout(_classifier_dropout(config))
             self.classifier = nn.Linear(config.hidden_size, 1)
         self.post_init()
-
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
-    ) -> MultipleChoiceModelOutput:
-        if input_ids.dim() != 3:
-            raise ValueError(
-                f"input_ids must be (batch, num_choices, seq_len), got shape {tuple(input_ids.shape)}"
-            )
-        num_choices = input_ids.shape[1]
-
-        def flat(t: torch.Tensor | None) -> torch.Tensor | None:
-            # (B, C, T) -> (B*C, T): every choice is its own sequence
-            return t.reshape(-1, t.shape[-1]) if t is not None else None
-
-        out = self.albert(
-            input_ids=flat(input_ids),
-            attention_mask=flat(attention_mask),
-            token_type_ids=flat(token_type_ids),
-            position_ids=flat(position_ids),
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
-        )
-        logits = self.classifier(self.dropout(out.pooler_output)).view(-1, num_choices)
-        loss = F.cross_entropy(logits.float(), labels.view(-1)) if labels is not None else None
-        return MultipleChoiceModelOutput(loss, logits, out.hidden_states, out.attentions)
