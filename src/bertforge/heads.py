@@ -5,31 +5,32 @@ Each class mirrors its Hugging Face namesake: the encoder lives at ``self.bert``
 parameters carry the same names (``cls.predictions.*``, ``cls.seq_relationship``, ``classifier``,
 ``qa_outputs``), the forward arguments are transformers' (``labels``, ``next_sentence_label``,
 ``start_positions`` ...), and a loss is returned whenever labels are given (-100 is ignored).
-The fine-tuning heads build their modules here and take their forward from
-:mod:`bertforge.task_heads`, shared with the other families.
+The classes build their modules here; the forwards and losses they share with the other families
+(masked LM, the pretraining loss, the fine-tuning heads) are :mod:`bertforge.task_heads`'.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .config import BertConfig
-from .masked_lm import IGNORE_INDEX, masked_lm_inputs, masked_positions_loss, sentence_loss
 from .model import BertModel, BertPreTrainedModel, Dropout, activation
 from .outputs import (
     BertForPreTrainingOutput,
-    MaskedLMOutput,
     NextSentencePredictorOutput,
-    PreTrainingLossOutput,
 )
 from .pretrained import PreTrainedModel, deferred_init
 from .task_heads import (
+    EncoderHead,
+    MaskedLMModel,
     MultipleChoiceHead,
+    PreTrainingModel,
     QuestionAnsweringHead,
     SequenceClassificationHead,
     TokenClassificationHead,
+    _pair_loss,
+    pretraining_forward_loss,
 )
 
 
@@ -114,18 +115,15 @@ class _TiedDecoderMixin:
     def get_output_embeddings(self) -> nn.Linear:
         return self._lm_head().decoder
 
-
-def _mlm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(
-        logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=IGNORE_INDEX
-    )
+    def mlm_logits(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self._lm_head()(hidden_states)
 
 
 def _classifier_dropout(config: BertConfig) -> float:
     return config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
 
 
-class BertForPreTraining(_TiedDecoderMixin, BertPreTrainedModel):
+class BertForPreTraining(_TiedDecoderMixin, PreTrainingModel, BertPreTrainedModel):
     """BERT's pretraining model: masked-LM scores for every position plus next-sentence logits."""
 
     def __init__(self, config: BertConfig) -> None:
@@ -149,61 +147,24 @@ class BertForPreTraining(_TiedDecoderMixin, BertPreTrainedModel):
     ) -> BertForPreTrainingOutput:
         """``labels`` (B, T): token ids at masked positions, -100 elsewhere; ``next_sentence_label`` (B,):
         0 = B follows A, 1 = B is random. The loss sums whichever of the two losses has labels."""
-        out = self.bert(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
+        out = self._encode(
+            input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions
         )
         prediction_logits, seq_relationship_logits = self.cls(out.last_hidden_state, out.pooler_output)
-        loss = None
-        if labels is not None:
-            loss = _mlm_loss(prediction_logits, labels)
-        if next_sentence_label is not None:
-            nsp_loss = F.cross_entropy(
-                seq_relationship_logits.view(-1, 2).float(), next_sentence_label.view(-1)
-            )
-            loss = nsp_loss if loss is None else loss + nsp_loss
+        loss = pretraining_forward_loss(
+            prediction_logits, labels, seq_relationship_logits, next_sentence_label
+        )
         return BertForPreTrainingOutput(
             loss, prediction_logits, seq_relationship_logits, out.hidden_states, out.attentions
         )
 
-    def pretraining_loss(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        next_sentence_label: torch.Tensor | None = None,
-        accuracy: bool = True,
-    ) -> PreTrainingLossOutput:
-        """The training-time loss: MLM scores only at the masked positions (``labels`` != -100),
-        plus NSP/SOP when ``next_sentence_label`` is given. Same loss value as ``forward``; no
-        (B, T, V) logits are ever built. ``accuracy=False`` skips the correct-prediction counts
-        (``mlm_correct``/``nsp_correct`` are then None), which a training step does not need."""
-        if labels is None:
-            raise ValueError("pretraining_loss needs labels: token ids at masked positions, -100 elsewhere")
-        hidden, targets, pooled = masked_lm_inputs(
-            self.bert, input_ids, attention_mask, token_type_ids, labels, with_cls=True
-        )
-        mlm_loss, mlm_correct, mlm_count = masked_positions_loss(
-            self.cls.predictions, hidden, targets, accuracy
-        )
-        if next_sentence_label is None:
-            return PreTrainingLossOutput(mlm_loss, mlm_loss, mlm_correct, mlm_count)
-        assert pooled is not None
-        nsp_loss, nsp_correct, nsp_count = sentence_loss(
-            self.cls.seq_relationship(pooled), next_sentence_label
-        )
-        return PreTrainingLossOutput(
-            mlm_loss + nsp_loss, mlm_loss, mlm_correct, mlm_count, nsp_loss, nsp_correct, nsp_count
-        )
+    def _pair_logits(self, pooled_output: torch.Tensor) -> torch.Tensor:
+        return self.cls.seq_relationship(pooled_output)
 
 
-class BertForMaskedLM(_TiedDecoderMixin, BertPreTrainedModel):
-    """Masked-LM scores for every position (no pooler, as in transformers)."""
+class BertForMaskedLM(_TiedDecoderMixin, MaskedLMModel, BertPreTrainedModel):
+    """Masked-LM scores for every position (no pooler, as in transformers); ``pretraining_loss`` is
+    the objective of RoBERTa-style pretraining, with no sentence head."""
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
@@ -213,48 +174,8 @@ class BertForMaskedLM(_TiedDecoderMixin, BertPreTrainedModel):
             self.cls = BertOnlyMLMHead(config)
         self.post_init()
 
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
-    ) -> MaskedLMOutput:
-        out = self.bert(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
-        )
-        logits = self.cls(out.last_hidden_state)
-        loss = _mlm_loss(logits, labels) if labels is not None else None
-        return MaskedLMOutput(loss, logits, out.hidden_states, out.attentions)
 
-    def pretraining_loss(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        accuracy: bool = True,
-    ) -> PreTrainingLossOutput:
-        """MLM loss computed only at the masked positions (see BertForPreTraining.pretraining_loss);
-        the objective of RoBERTa-style pretraining, with no pooler and no sentence head."""
-        if labels is None:
-            raise ValueError("pretraining_loss needs labels: token ids at masked positions, -100 elsewhere")
-        hidden, targets, _ = masked_lm_inputs(
-            self.bert, input_ids, attention_mask, token_type_ids, labels, with_cls=False
-        )
-        loss, correct, count = masked_positions_loss(self.cls.predictions, hidden, targets, accuracy)
-        return PreTrainingLossOutput(loss, loss, correct, count)
-
-
-class BertForNextSentencePrediction(BertPreTrainedModel):
+class BertForNextSentencePrediction(EncoderHead, BertPreTrainedModel):
     """Is segment B the continuation of segment A? Logits (B, 2): 0 = yes, 1 = random."""
 
     def __init__(self, config: BertConfig) -> None:
@@ -277,16 +198,11 @@ class BertForNextSentencePrediction(BertPreTrainedModel):
         next_sentence_label: torch.Tensor | None = None,
     ) -> NextSentencePredictorOutput:
         labels = labels if labels is not None else next_sentence_label
-        out = self.bert(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
+        out = self._encode(
+            input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions
         )
         logits = self.cls(out.pooler_output)
-        loss = F.cross_entropy(logits.view(-1, 2).float(), labels.view(-1)) if labels is not None else None
+        loss = _pair_loss(logits, labels) if labels is not None else None
         return NextSentencePredictorOutput(loss, logits, out.hidden_states, out.attentions)
 
 

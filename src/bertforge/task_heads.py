@@ -1,5 +1,6 @@
-"""The fine-tuning task heads, written once for every family: sequence classification (and
-regression), token classification, extractive QA and multiple choice.
+"""The heads every family shares, written once: masked LM and pretraining (with the training-time
+loss at the masked positions only), sequence classification (and regression), token
+classification, extractive QA and multiple choice.
 
 Each family's head class (``BertForTokenClassification``, ``AlbertForQuestionAnswering`` ...)
 builds its encoder under its ``base_model_prefix`` and its head modules under transformers' names,
@@ -9,10 +10,11 @@ in transformers' order, then inherits its forward from one of the classes here:
 ...     def __init__(self, config):        # albert., dropout, classifier
 ...         ...
 
-What differs between families is a hook, not a copy of the forward: how a whole sequence becomes
-logits (``_sequence_logits``: BERT's and ALBERT's pooled [CLS], RoBERTa's classification head,
-DistilBERT's pre_classifier over the first token), QA's span logits (DistilBERT drops out first)
-and how the encoder is called (``_encode``: DistilBERT takes no token_type_ids).
+What differs between families is a hook, not a copy of the forward: the masked-LM head
+(``mlm_logits``), pretraining's sentence-pair head (``_pair_logits``), how a whole sequence
+becomes logits (``_sequence_logits``: BERT's and ALBERT's pooled [CLS], RoBERTa's classification
+head, DistilBERT's pre_classifier over the first token), QA's span logits (DistilBERT drops out
+first) and how the encoder is called (``_encode``: DistilBERT takes no token_type_ids).
 
 The forwards take transformers' arguments (``labels``, ``start_positions`` ...) and return a loss
 whenever labels are given; -100 labels are ignored.
@@ -20,19 +22,49 @@ whenever labels are given; -100 labels are ignored.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .masked_lm import IGNORE_INDEX
+from .masked_lm import IGNORE_INDEX, masked_lm_inputs, masked_positions_loss, sentence_loss
 from .outputs import (
     BaseModelOutputWithPooling,
+    MaskedLMOutput,
     MultipleChoiceModelOutput,
+    PreTrainingLossOutput,
     QuestionAnsweringModelOutput,
     SequenceClassifierOutput,
     TokenClassifierOutput,
 )
 from .pretrained import PreTrainedModel
+
+
+def _mlm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=IGNORE_INDEX
+    )
+
+
+def _pair_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    # The sentence-pair task (NSP, SOP): two classes, every label counts.
+    return F.cross_entropy(logits.view(-1, 2).float(), labels.view(-1))
+
+
+def pretraining_forward_loss(
+    prediction_logits: torch.Tensor,
+    labels: torch.Tensor | None,
+    pair_logits: torch.Tensor,
+    pair_labels: torch.Tensor | None,
+) -> torch.Tensor | None:
+    """A pretraining forward's loss: the sum of whichever of the masked-LM and the sentence-pair
+    (NSP, SOP) losses has labels, or None."""
+    loss = _mlm_loss(prediction_logits, labels) if labels is not None else None
+    if pair_labels is not None:
+        pair_loss = _pair_loss(pair_logits, pair_labels)
+        loss = pair_loss if loss is None else loss + pair_loss
+    return loss
 
 
 def span_loss(
@@ -86,11 +118,111 @@ class EncoderHead(PreTrainedModel):
             output_attentions=output_attentions,
         )
 
+    def _masked_lm_inputs(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        token_type_ids: torch.Tensor | None,
+        labels: torch.Tensor,
+        with_cls: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """The encoder's (M, H) states at the masked positions, their (M,) targets and the pooled
+        [CLS] vector (see :func:`bertforge.masked_lm.masked_lm_inputs`)."""
+        encoder = getattr(self, self.base_model_prefix)
+        return masked_lm_inputs(encoder, input_ids, attention_mask, token_type_ids, labels, with_cls)
+
     def _sequence_logits(self, out: BaseModelOutputWithPooling) -> torch.Tensor:
-        """(B, num_labels) logits of whole sequences: the classifier over the pooled [CLS] vector
-        (BERT, ALBERT, and RoBERTa's multiple choice); RoBERTa's and DistilBERT's other heads
-        override it."""
+        """(B, K) logits of whole sequences (K = num_labels; 1 per choice in multiple choice): the
+        classifier over the pooled [CLS] vector (BERT, ALBERT, and RoBERTa's multiple choice);
+        RoBERTa's sequence classification and DistilBERT override it."""
         return self.classifier(self.dropout(out.pooler_output))
+
+
+class MaskedLMModel(EncoderHead):
+    """Masked-LM scores for every position; also the pretraining model of the families that
+    pretrain with masked LM alone (RoBERTa, DistilBERT)."""
+
+    def mlm_logits(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """Vocabulary scores for hidden states of any leading shape, e.g. (M, H) masked rows only:
+        the family's masked-LM head (``cls.predictions``, ``lm_head``, ``predictions`` ...)."""
+        raise NotImplementedError
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> MaskedLMOutput:
+        out = self._encode(
+            input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions
+        )
+        logits = self.mlm_logits(out.last_hidden_state)
+        loss = _mlm_loss(logits, labels) if labels is not None else None
+        return MaskedLMOutput(loss, logits, out.hidden_states, out.attentions)
+
+    def pretraining_loss(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        accuracy: bool = True,
+    ) -> PreTrainingLossOutput:
+        """MLM loss computed only at the masked positions (``labels`` != -100): the encoder's last
+        layer and the vocabulary projection run for those rows alone. Same value as ``forward``'s
+        loss; no (B, T, V) logits are built. ``accuracy=False`` skips the correct-prediction count.
+        No sentence head; a family without segments (DistilBERT) ignores ``token_type_ids``."""
+        if labels is None:
+            raise ValueError("pretraining_loss needs labels: token ids at masked positions, -100 elsewhere")
+        hidden, targets, _ = self._masked_lm_inputs(
+            input_ids, attention_mask, token_type_ids, labels, with_cls=False
+        )
+        loss, correct, count = masked_positions_loss(self.mlm_logits, hidden, targets, accuracy)
+        return PreTrainingLossOutput(loss, loss, correct, count)
+
+
+class PreTrainingModel(EncoderHead):
+    """Masked LM plus a sentence-pair head over the pooled [CLS] vector (BERT's NSP, ALBERT's SOP):
+    the training-time loss. Each family's forward returns its own output class."""
+
+    # The family's masked-LM head, as MaskedLMModel.mlm_logits.
+    mlm_logits: Callable[[torch.Tensor], torch.Tensor]
+
+    def _pair_logits(self, pooled_output: torch.Tensor) -> torch.Tensor:
+        """(B, H) pooled [CLS] -> (B, 2) sentence-pair logits."""
+        raise NotImplementedError
+
+    def pretraining_loss(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        next_sentence_label: torch.Tensor | None = None,
+        accuracy: bool = True,
+    ) -> PreTrainingLossOutput:
+        """The training-time loss: MLM scores only at the masked positions (``labels`` != -100),
+        plus NSP/SOP when ``next_sentence_label`` (for ALBERT the sentence-order label) is given;
+        the sentence-pair parts fill the ``nsp_*`` fields. Same loss value as ``forward``; no
+        (B, T, V) logits are ever built. ``accuracy=False`` skips the correct-prediction counts
+        (``mlm_correct``/``nsp_correct`` are then None), which a training step does not need."""
+        if labels is None:
+            raise ValueError("pretraining_loss needs labels: token ids at masked positions, -100 elsewhere")
+        hidden, targets, pooled = self._masked_lm_inputs(
+            input_ids, attention_mask, token_type_ids, labels, with_cls=True
+        )
+        mlm_loss, mlm_correct, mlm_count = masked_positions_loss(self.mlm_logits, hidden, targets, accuracy)
+        if next_sentence_label is None:
+            return PreTrainingLossOutput(mlm_loss, mlm_loss, mlm_correct, mlm_count)
+        assert pooled is not None
+        pair_loss, pair_correct, pair_count = sentence_loss(self._pair_logits(pooled), next_sentence_label)
+        return PreTrainingLossOutput(
+            mlm_loss + pair_loss, mlm_loss, mlm_correct, mlm_count, pair_loss, pair_correct, pair_count
+        )
 
 
 class SequenceClassificationHead(EncoderHead):

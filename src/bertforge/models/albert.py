@@ -32,13 +32,10 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..config import ACTIVATIONS, PretrainedConfig
 from ..errors import BertForgeError
-from ..heads import _mlm_loss
-from ..masked_lm import masked_lm_inputs, masked_positions_loss, sentence_loss
 from ..ops import (
     Dropout,
     activation,
@@ -50,16 +47,17 @@ from ..ops import (
 )
 from ..outputs import (
     BaseModelOutputWithPooling,
-    MaskedLMOutput,
     ModelOutput,
-    PreTrainingLossOutput,
 )
 from ..pretrained import PreTrainedModel, deferred_init
 from ..task_heads import (
+    MaskedLMModel,
     MultipleChoiceHead,
+    PreTrainingModel,
     QuestionAnsweringHead,
     SequenceClassificationHead,
     TokenClassificationHead,
+    pretraining_forward_loss,
 )
 
 __all__ = [
@@ -564,8 +562,11 @@ class _TiedAlbertDecoder:
     def get_output_embeddings(self) -> nn.Linear:
         return self.predictions.decoder
 
+    def mlm_logits(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.predictions(hidden_states)
 
-class AlbertForPreTraining(_TiedAlbertDecoder, AlbertPreTrainedModel):
+
+class AlbertForPreTraining(_TiedAlbertDecoder, PreTrainingModel, AlbertPreTrainedModel):
     """ALBERT's pretraining model: masked-LM scores for every position plus sentence-order logits."""
 
     def __init__(self, config: AlbertConfig) -> None:
@@ -595,52 +596,21 @@ class AlbertForPreTraining(_TiedAlbertDecoder, AlbertPreTrainedModel):
         (transformers returns one only when both are given; the value is then the same)."""
         if sentence_order_label is None:
             sentence_order_label = next_sentence_label
-        out = self.albert(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
+        out = self._encode(
+            input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions
         )
         prediction_logits = self.predictions(out.last_hidden_state)
         sop_logits = self.sop_classifier(out.pooler_output)
-        loss = _mlm_loss(prediction_logits, labels) if labels is not None else None
-        if sentence_order_label is not None:
-            sop_loss = F.cross_entropy(sop_logits.view(-1, 2).float(), sentence_order_label.view(-1))
-            loss = sop_loss if loss is None else loss + sop_loss
+        loss = pretraining_forward_loss(prediction_logits, labels, sop_logits, sentence_order_label)
         return AlbertForPreTrainingOutput(
             loss, prediction_logits, sop_logits, out.hidden_states, out.attentions
         )
 
-    def pretraining_loss(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        next_sentence_label: torch.Tensor | None = None,
-        accuracy: bool = True,
-    ) -> PreTrainingLossOutput:
-        """The training-time loss: MLM scores only at the masked positions (``labels`` != -100),
-        plus SOP when ``next_sentence_label`` (the sentence-order label) is given. Same value as
-        ``forward``; no (B, T, V) logits are built. The SOP parts fill the ``nsp_*`` fields."""
-        if labels is None:
-            raise ValueError("pretraining_loss needs labels: token ids at masked positions, -100 elsewhere")
-        hidden, targets, pooled = masked_lm_inputs(
-            self.albert, input_ids, attention_mask, token_type_ids, labels, with_cls=True
-        )
-        mlm_loss, mlm_correct, mlm_count = masked_positions_loss(self.predictions, hidden, targets, accuracy)
-        if next_sentence_label is None:
-            return PreTrainingLossOutput(mlm_loss, mlm_loss, mlm_correct, mlm_count)
-        assert pooled is not None
-        sop_loss, sop_correct, sop_count = sentence_loss(self.sop_classifier(pooled), next_sentence_label)
-        return PreTrainingLossOutput(
-            mlm_loss + sop_loss, mlm_loss, mlm_correct, mlm_count, sop_loss, sop_correct, sop_count
-        )
+    def _pair_logits(self, pooled_output: torch.Tensor) -> torch.Tensor:
+        return self.sop_classifier(pooled_output)
 
 
-class AlbertForMaskedLM(_TiedAlbertDecoder, AlbertPreTrainedModel):
+class AlbertForMaskedLM(_TiedAlbertDecoder, MaskedLMModel, AlbertPreTrainedModel):
     """Masked-LM scores for every position (no pooler, as in transformers)."""
 
     def __init__(self, config: AlbertConfig) -> None:
@@ -650,45 +620,6 @@ class AlbertForMaskedLM(_TiedAlbertDecoder, AlbertPreTrainedModel):
             self.albert = AlbertModel(config, add_pooling_layer=False)
             self.predictions = AlbertMLMHead(config)
         self.post_init()
-
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
-    ) -> MaskedLMOutput:
-        out = self.albert(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
-        )
-        logits = self.predictions(out.last_hidden_state)
-        loss = _mlm_loss(logits, labels) if labels is not None else None
-        return MaskedLMOutput(loss, logits, out.hidden_states, out.attentions)
-
-    def pretraining_loss(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        accuracy: bool = True,
-    ) -> PreTrainingLossOutput:
-        """MLM loss computed only at the masked positions (no sentence head)."""
-        if labels is None:
-            raise ValueError("pretraining_loss needs labels: token ids at masked positions, -100 elsewhere")
-        hidden, targets, _ = masked_lm_inputs(
-            self.albert, input_ids, attention_mask, token_type_ids, labels, with_cls=False
-        )
-        loss, correct, count = masked_positions_loss(self.predictions, hidden, targets, accuracy)
-        return PreTrainingLossOutput(loss, loss, correct, count)
 
 
 class AlbertForSequenceClassification(SequenceClassificationHead, AlbertPreTrainedModel):

@@ -24,7 +24,7 @@ from torch import nn
 
 from ..config import ACTIVATIONS, PretrainedConfig
 from ..errors import BertForgeError
-from ..masked_lm import IGNORE_INDEX, masked_lm_inputs, masked_positions_loss
+from ..masked_lm import masked_lm_inputs
 from ..ops import (
     Dropout,
     activation,
@@ -40,7 +40,6 @@ from ..outputs import (
     BaseModelOutputWithPooling,
     MaskedLMOutput,
     MultipleChoiceModelOutput,
-    PreTrainingLossOutput,
     QuestionAnsweringModelOutput,
     SequenceClassifierOutput,
     TokenClassifierOutput,
@@ -49,6 +48,7 @@ from ..pretrained import PreTrainedModel, deferred_init
 from ..pruning import HeadLayout
 from ..task_heads import (
     EncoderHead,
+    MaskedLMModel,
     MultipleChoiceHead,
     QuestionAnsweringHead,
     SequenceClassificationHead,
@@ -457,7 +457,53 @@ class DistilBertModel(DistilBertPreTrainedModel):
         )
 
 
-class DistilBertForMaskedLM(DistilBertPreTrainedModel):
+class _DistilBertHead(EncoderHead):
+    """What DistilBERT's heads do differently: no segments, and no pooler.
+
+    Their forwards name no token_type_ids, so the callers that read a forward's signature
+    (``auto.forward_kwargs``, the ONNX export, distillation) send none; each passes None to the
+    shared forward (narrowing its signature, hence ``type: ignore[override]``), whose encoder call
+    drops it here. ``pretraining_loss`` keeps the shared signature (pretraining batches carry
+    token_type_ids) and ignores them.
+    """
+
+    distilbert: DistilBertModel
+    pre_classifier: nn.Linear
+
+    def _encode(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        token_type_ids: torch.Tensor | None,
+        position_ids: torch.Tensor | None,
+        output_hidden_states: bool,
+        output_attentions: bool,
+    ) -> BaseModelOutputWithPooling:
+        return self.distilbert(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+        )
+
+    def _masked_lm_inputs(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        token_type_ids: torch.Tensor | None,
+        labels: torch.Tensor,
+        with_cls: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        return masked_lm_inputs(self.distilbert, input_ids, attention_mask, None, labels, with_cls)
+
+    def _sequence_logits(self, out: BaseModelOutputWithPooling) -> torch.Tensor:
+        # In place of a pooler: the first token's hidden state -> pre_classifier -> ReLU -> dropout.
+        pooled = self.dropout(F.relu(self.pre_classifier(out.last_hidden_state[:, 0])))
+        return self.classifier(pooled)
+
+
+class DistilBertForMaskedLM(_DistilBertHead, MaskedLMModel, DistilBertPreTrainedModel):
     """Masked-LM scores: vocab_transform -> activation -> vocab_layer_norm -> vocab_projector (tied
     to the word embeddings). Also the family's pretraining model (masked LM alone, no sentence head)."""
 
@@ -481,7 +527,7 @@ class DistilBertForMaskedLM(DistilBertPreTrainedModel):
         """Vocabulary scores for hidden states of any leading shape, e.g. (M, H) masked rows only."""
         return self.vocab_projector(self.vocab_layer_norm(self.act(self.vocab_transform(hidden_states))))
 
-    def forward(
+    def forward(  # type: ignore[override]
         self,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
@@ -490,76 +536,11 @@ class DistilBertForMaskedLM(DistilBertPreTrainedModel):
         output_hidden_states: bool = False,
         output_attentions: bool = False,
     ) -> MaskedLMOutput:
-        out = self.distilbert(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
-        )
-        logits = self.mlm_logits(out.last_hidden_state)
-        loss = None
-        if labels is not None:
-            loss = F.cross_entropy(
-                logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=IGNORE_INDEX
-            )
-        return MaskedLMOutput(loss, logits, out.hidden_states, out.attentions)
-
-    def pretraining_loss(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        accuracy: bool = True,
-    ) -> PreTrainingLossOutput:
-        """MLM loss at the masked positions only (``labels`` != -100): the last layer and the
-        vocabulary projection run on those rows alone. ``token_type_ids`` (from the pretraining
-        batch) is ignored."""
-        if labels is None:
-            raise ValueError("pretraining_loss needs labels: token ids at masked positions, -100 elsewhere")
-        hidden, targets, _ = masked_lm_inputs(
-            self.distilbert, input_ids, attention_mask, None, labels, with_cls=False
-        )
-        loss, correct, count = masked_positions_loss(self.mlm_logits, hidden, targets, accuracy)
-        return PreTrainingLossOutput(loss, loss, correct, count)
-
-
-class _DistilBertHead(EncoderHead):
-    """What DistilBERT's task heads do differently: no segments, and no pooler.
-
-    Their forwards name no token_type_ids, so the callers that read a forward's signature
-    (``auto.forward_kwargs``, the ONNX export, distillation) send none; each passes None to the
-    shared forward, whose encoder call drops it here.
-    """
-
-    distilbert: DistilBertModel
-    pre_classifier: nn.Linear
-
-    def _encode(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None,
-        token_type_ids: torch.Tensor | None,
-        position_ids: torch.Tensor | None,
-        output_hidden_states: bool,
-        output_attentions: bool,
-    ) -> BaseModelOutputWithPooling:
-        return self.distilbert(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
+        return super().forward(
+            input_ids, attention_mask, None, position_ids, labels, output_hidden_states, output_attentions
         )
 
-    def _sequence_logits(self, out: BaseModelOutputWithPooling) -> torch.Tensor:
-        # In place of a pooler: the first token's hidden state -> pre_classifier -> ReLU -> dropout.
-        pooled = self.dropout(F.relu(self.pre_classifier(out.last_hidden_state[:, 0])))
-        return self.classifier(pooled)
 
-
-# The forwards below narrow the shared ones' signatures (no token_type_ids), hence type: ignore[override].
 class DistilBertForSequenceClassification(
     _DistilBertHead, SequenceClassificationHead, DistilBertPreTrainedModel
 ):

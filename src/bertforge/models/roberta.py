@@ -25,16 +25,14 @@ from torch import nn
 
 from ..config import ACTIVATIONS, PretrainedConfig
 from ..errors import BertForgeError
-from ..heads import _classifier_dropout, _mlm_loss
-from ..masked_lm import masked_lm_inputs, masked_positions_loss
+from ..heads import _classifier_dropout
 from ..model import BertModel, Dropout
 from ..outputs import (
     BaseModelOutputWithPooling,
-    MaskedLMOutput,
-    PreTrainingLossOutput,
 )
 from ..pretrained import PreTrainedModel, deferred_init
 from ..task_heads import (
+    MaskedLMModel,
     MultipleChoiceHead,
     QuestionAnsweringHead,
     SequenceClassificationHead,
@@ -287,7 +285,7 @@ class RobertaLMHead(nn.Module):
         return self.decoder(self.layer_norm(F.gelu(self.dense(features))))
 
 
-class RobertaForMaskedLM(RobertaPreTrainedModel):
+class RobertaForMaskedLM(MaskedLMModel, RobertaPreTrainedModel):
     """Masked-LM scores for every position (no pooler); also RoBERTa's pretraining model."""
 
     tied_weights = {"lm_head.decoder.weight": "roberta.embeddings.word_embeddings.weight"}
@@ -310,46 +308,8 @@ class RobertaForMaskedLM(RobertaPreTrainedModel):
     def get_output_embeddings(self) -> nn.Linear:
         return self.lm_head.decoder
 
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
-    ) -> MaskedLMOutput:
-        out = self.roberta(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
-        )
-        logits = self.lm_head(out.last_hidden_state)
-        loss = _mlm_loss(logits, labels) if labels is not None else None
-        return MaskedLMOutput(loss, logits, out.hidden_states, out.attentions)
-
-    def pretraining_loss(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        accuracy: bool = True,
-    ) -> PreTrainingLossOutput:
-        """MLM loss computed only at the masked positions (``labels`` != -100): the encoder's last
-        layer and the vocabulary projection run for those rows alone. Same value as ``forward``'s
-        loss; no (B, T, V) logits are built. ``accuracy=False`` skips the correct-prediction count."""
-        if labels is None:
-            raise ValueError("pretraining_loss needs labels: token ids at masked positions, -100 elsewhere")
-        hidden, targets, _ = masked_lm_inputs(
-            self.roberta, input_ids, attention_mask, token_type_ids, labels, with_cls=False
-        )
-        loss, correct, count = masked_positions_loss(self.lm_head, hidden, targets, accuracy)
-        return PreTrainingLossOutput(loss, loss, correct, count)
+    def mlm_logits(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.lm_head(hidden_states)
 
 
 class RobertaClassificationHead(nn.Module):
