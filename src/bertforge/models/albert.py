@@ -45,10 +45,7 @@ from ..ops import (
     projection_input,
     split_heads,
 )
-from ..outputs import (
-    BaseModelOutputWithPooling,
-    ModelOutput,
-)
+from ..outputs import BaseModelOutputWithPooling, ModelOutput
 from ..pretrained import PreTrainedModel, deferred_init
 from ..task_heads import (
     MaskedLMModel,

@@ -27,9 +27,7 @@ from ..config import ACTIVATIONS, PretrainedConfig
 from ..errors import BertForgeError
 from ..heads import _classifier_dropout
 from ..model import BertModel, Dropout
-from ..outputs import (
-    BaseModelOutputWithPooling,
-)
+from ..outputs import BaseModelOutputWithPooling
 from ..pretrained import PreTrainedModel, deferred_init
 from ..task_heads import (
     MaskedLMModel,
