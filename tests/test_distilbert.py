@@ -4,6 +4,7 @@ padding, bf16, and the fixed sinusoidal positions (DistilBERT's and BERT's)."""
 
 from __future__ import annotations
 
+import inspect
 import json
 
 import pytest
@@ -260,6 +261,14 @@ def test_base_checkpoint_loads_into_each_head_and_head_back_into_base(tmp_path, 
     back = AutoModel.from_pretrained(tmp_path / "head")
     assert type(back) is DistilBertModel
     assert_close(back(**batch).last_hidden_state, expected)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_no_distilbert_forward_names_token_type_ids(name):
+    # The heads inherit the forward every family shares and narrow its signature: forward_kwargs,
+    # the ONNX export and distillation read it to decide whether to send segment ids.
+    forward = inspect.signature(getattr(D, name).forward).parameters
+    assert "token_type_ids" not in forward and list(forward)[:3] == ["self", "input_ids", "attention_mask"]
 
 
 def test_auto_classes_pick_distilbert_and_forward_kwargs_drop_token_type_ids(tmp_path, batch):

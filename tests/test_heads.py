@@ -218,7 +218,7 @@ def test_mlm_loss_ignores_logits_at_unlabelled_positions(batch):
     logits = run(model, "BertForMaskedLM", batch).logits
     changed = logits.clone()
     changed[labels == -100] = torch.randn_like(changed[labels == -100]) * 10
-    from bertforge.heads import _mlm_loss
+    from bertforge.task_heads import _mlm_loss
 
     assert_close(_mlm_loss(changed, labels), _mlm_loss(logits, labels))
 

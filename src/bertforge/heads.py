@@ -5,50 +5,33 @@ Each class mirrors its Hugging Face namesake: the encoder lives at ``self.bert``
 parameters carry the same names (``cls.predictions.*``, ``cls.seq_relationship``, ``classifier``,
 ``qa_outputs``), the forward arguments are transformers' (``labels``, ``next_sentence_label``,
 ``start_positions`` ...), and a loss is returned whenever labels are given (-100 is ignored).
+The classes build their modules here; the forwards and losses they share with the other families
+(masked LM, the pretraining loss, the fine-tuning heads) are :mod:`bertforge.task_heads`'.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
-
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .config import BertConfig, PretrainedConfig
-from .masked_lm import IGNORE_INDEX, masked_lm_inputs, masked_positions_loss, sentence_loss
+from .config import BertConfig
 from .model import BertModel, BertPreTrainedModel, Dropout, activation
 from .outputs import (
     BertForPreTrainingOutput,
-    MaskedLMOutput,
-    MultipleChoiceModelOutput,
     NextSentencePredictorOutput,
-    PreTrainingLossOutput,
-    QuestionAnsweringModelOutput,
-    SequenceClassifierOutput,
-    TokenClassifierOutput,
 )
 from .pretrained import PreTrainedModel, deferred_init
-
-
-def span_loss(
-    start_logits: torch.Tensor,
-    end_logits: torch.Tensor,
-    start_positions: torch.Tensor | None,
-    end_positions: torch.Tensor | None,
-) -> torch.Tensor | None:
-    """Extractive QA's loss, shared by every family: the mean of the start and end cross-entropies,
-    or None without both labels. Positions outside the window (answer truncated away) are clamped
-    to T and ignored."""
-    if start_positions is None or end_positions is None:
-        return None
-    ignored = start_logits.shape[1]
-    start = start_positions.view(-1).clamp(0, ignored)
-    end = end_positions.view(-1).clamp(0, ignored)
-    return (
-        F.cross_entropy(start_logits.float(), start, ignore_index=ignored)
-        + F.cross_entropy(end_logits.float(), end, ignore_index=ignored)
-    ) / 2
+from .task_heads import (
+    EncoderHead,
+    MaskedLMModel,
+    MultipleChoiceHead,
+    PreTrainingModel,
+    QuestionAnsweringHead,
+    SequenceClassificationHead,
+    TokenClassificationHead,
+    _pair_loss,
+    pretraining_forward_loss,
+)
 
 
 class BertPredictionHeadTransform(nn.Module):
@@ -132,18 +115,15 @@ class _TiedDecoderMixin:
     def get_output_embeddings(self) -> nn.Linear:
         return self._lm_head().decoder
 
-
-def _mlm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(
-        logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=IGNORE_INDEX
-    )
+    def mlm_logits(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self._lm_head()(hidden_states)
 
 
 def _classifier_dropout(config: BertConfig) -> float:
     return config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
 
 
-class BertForPreTraining(_TiedDecoderMixin, BertPreTrainedModel):
+class BertForPreTraining(_TiedDecoderMixin, PreTrainingModel, BertPreTrainedModel):
     """BERT's pretraining model: masked-LM scores for every position plus next-sentence logits."""
 
     def __init__(self, config: BertConfig) -> None:
@@ -167,61 +147,24 @@ class BertForPreTraining(_TiedDecoderMixin, BertPreTrainedModel):
     ) -> BertForPreTrainingOutput:
         """``labels`` (B, T): token ids at masked positions, -100 elsewhere; ``next_sentence_label`` (B,):
         0 = B follows A, 1 = B is random. The loss sums whichever of the two losses has labels."""
-        out = self.bert(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
+        out = self._encode(
+            input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions
         )
         prediction_logits, seq_relationship_logits = self.cls(out.last_hidden_state, out.pooler_output)
-        loss = None
-        if labels is not None:
-            loss = _mlm_loss(prediction_logits, labels)
-        if next_sentence_label is not None:
-            nsp_loss = F.cross_entropy(
-                seq_relationship_logits.view(-1, 2).float(), next_sentence_label.view(-1)
-            )
-            loss = nsp_loss if loss is None else loss + nsp_loss
+        loss = pretraining_forward_loss(
+            prediction_logits, labels, seq_relationship_logits, next_sentence_label
+        )
         return BertForPreTrainingOutput(
             loss, prediction_logits, seq_relationship_logits, out.hidden_states, out.attentions
         )
 
-    def pretraining_loss(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        next_sentence_label: torch.Tensor | None = None,
-        accuracy: bool = True,
-    ) -> PreTrainingLossOutput:
-        """The training-time loss: MLM scores only at the masked positions (``labels`` != -100),
-        plus NSP/SOP when ``next_sentence_label`` is given. Same loss value as ``forward``; no
-        (B, T, V) logits are ever built. ``accuracy=False`` skips the correct-prediction counts
-        (``mlm_correct``/``nsp_correct`` are then None), which a training step does not need."""
-        if labels is None:
-            raise ValueError("pretraining_loss needs labels: token ids at masked positions, -100 elsewhere")
-        hidden, targets, pooled = masked_lm_inputs(
-            self.bert, input_ids, attention_mask, token_type_ids, labels, with_cls=True
-        )
-        mlm_loss, mlm_correct, mlm_count = masked_positions_loss(
-            self.cls.predictions, hidden, targets, accuracy
-        )
-        if next_sentence_label is None:
-            return PreTrainingLossOutput(mlm_loss, mlm_loss, mlm_correct, mlm_count)
-        assert pooled is not None
-        nsp_loss, nsp_correct, nsp_count = sentence_loss(
-            self.cls.seq_relationship(pooled), next_sentence_label
-        )
-        return PreTrainingLossOutput(
-            mlm_loss + nsp_loss, mlm_loss, mlm_correct, mlm_count, nsp_loss, nsp_correct, nsp_count
-        )
+    def _pair_logits(self, pooled_output: torch.Tensor) -> torch.Tensor:
+        return self.cls.seq_relationship(pooled_output)
 
 
-class BertForMaskedLM(_TiedDecoderMixin, BertPreTrainedModel):
-    """Masked-LM scores for every position (no pooler, as in transformers)."""
+class BertForMaskedLM(_TiedDecoderMixin, MaskedLMModel, BertPreTrainedModel):
+    """Masked-LM scores for every position (no pooler, as in transformers); ``pretraining_loss`` is
+    the objective of RoBERTa-style pretraining, with no sentence head."""
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
@@ -231,48 +174,8 @@ class BertForMaskedLM(_TiedDecoderMixin, BertPreTrainedModel):
             self.cls = BertOnlyMLMHead(config)
         self.post_init()
 
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
-    ) -> MaskedLMOutput:
-        out = self.bert(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
-        )
-        logits = self.cls(out.last_hidden_state)
-        loss = _mlm_loss(logits, labels) if labels is not None else None
-        return MaskedLMOutput(loss, logits, out.hidden_states, out.attentions)
 
-    def pretraining_loss(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        accuracy: bool = True,
-    ) -> PreTrainingLossOutput:
-        """MLM loss computed only at the masked positions (see BertForPreTraining.pretraining_loss);
-        the objective of RoBERTa-style pretraining, with no pooler and no sentence head."""
-        if labels is None:
-            raise ValueError("pretraining_loss needs labels: token ids at masked positions, -100 elsewhere")
-        hidden, targets, _ = masked_lm_inputs(
-            self.bert, input_ids, attention_mask, token_type_ids, labels, with_cls=False
-        )
-        loss, correct, count = masked_positions_loss(self.cls.predictions, hidden, targets, accuracy)
-        return PreTrainingLossOutput(loss, loss, correct, count)
-
-
-class BertForNextSentencePrediction(BertPreTrainedModel):
+class BertForNextSentencePrediction(EncoderHead, BertPreTrainedModel):
     """Is segment B the continuation of segment A? Logits (B, 2): 0 = yes, 1 = random."""
 
     def __init__(self, config: BertConfig) -> None:
@@ -295,31 +198,15 @@ class BertForNextSentencePrediction(BertPreTrainedModel):
         next_sentence_label: torch.Tensor | None = None,
     ) -> NextSentencePredictorOutput:
         labels = labels if labels is not None else next_sentence_label
-        out = self.bert(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
+        out = self._encode(
+            input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions
         )
         logits = self.cls(out.pooler_output)
-        loss = F.cross_entropy(logits.view(-1, 2).float(), labels.view(-1)) if labels is not None else None
+        loss = _pair_loss(logits, labels) if labels is not None else None
         return NextSentencePredictorOutput(loss, logits, out.hidden_states, out.attentions)
 
 
-class _SequenceClassifier(Protocol):
-    """What :meth:`BertForSequenceClassification._loss` reads: any family's sequence classifier
-    (RoBERTa, ALBERT and DistilBERT share the method)."""
-
-    @property
-    def config(self) -> PretrainedConfig: ...
-
-    @property
-    def num_labels(self) -> int: ...
-
-
-class BertForSequenceClassification(BertPreTrainedModel):
+class BertForSequenceClassification(SequenceClassificationHead, BertPreTrainedModel):
     """A linear layer over the pooled [CLS] vector: classification, or regression when num_labels == 1."""
 
     def __init__(self, config: BertConfig) -> None:
@@ -332,51 +219,8 @@ class BertForSequenceClassification(BertPreTrainedModel):
             self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
-    ) -> SequenceClassifierOutput:
-        out = self.bert(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
-        )
-        logits = self.classifier(self.dropout(out.pooler_output))
-        loss = self._loss(logits, labels) if labels is not None else None
-        return SequenceClassifierOutput(loss, logits, out.hidden_states, out.attentions)
 
-    def _loss(self: _SequenceClassifier, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        # Same rule as transformers when problem_type is unset: one label -> regression,
-        # integer labels -> single-label cross-entropy, float labels -> multi-label BCE.
-        problem = self.config.problem_type
-        if problem is None:
-            if self.num_labels == 1:
-                problem = "regression"
-            elif labels.dtype in (torch.long, torch.int):
-                problem = "single_label_classification"
-            else:
-                problem = "multi_label_classification"
-        if problem == "regression":
-            if self.num_labels == 1:
-                return F.mse_loss(logits.squeeze().float(), labels.squeeze().to(torch.float32))
-            return F.mse_loss(logits.float(), labels.float())
-        if problem == "single_label_classification":
-            return F.cross_entropy(
-                logits.view(-1, self.num_labels).float(), labels.view(-1), ignore_index=IGNORE_INDEX
-            )
-        return F.binary_cross_entropy_with_logits(logits.float(), labels.float())
-
-
-class BertForTokenClassification(BertPreTrainedModel):
+class BertForTokenClassification(TokenClassificationHead, BertPreTrainedModel):
     """A linear layer over every token's hidden state: tagging such as NER."""
 
     def __init__(self, config: BertConfig) -> None:
@@ -389,34 +233,8 @@ class BertForTokenClassification(BertPreTrainedModel):
             self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
-    ) -> TokenClassifierOutput:
-        out = self.bert(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
-        )
-        logits = self.classifier(self.dropout(out.last_hidden_state))
-        loss = None
-        if labels is not None:
-            loss = F.cross_entropy(
-                logits.view(-1, self.num_labels).float(), labels.view(-1), ignore_index=IGNORE_INDEX
-            )
-        return TokenClassifierOutput(loss, logits, out.hidden_states, out.attentions)
 
-
-class BertForQuestionAnswering(BertPreTrainedModel):
+class BertForQuestionAnswering(QuestionAnsweringHead, BertPreTrainedModel):
     """Extractive QA: start and end logits for every token (the answer span is chosen outside)."""
 
     def __init__(self, config: BertConfig) -> None:
@@ -428,34 +246,8 @@ class BertForQuestionAnswering(BertPreTrainedModel):
             self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        start_positions: torch.Tensor | None = None,
-        end_positions: torch.Tensor | None = None,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
-    ) -> QuestionAnsweringModelOutput:
-        out = self.bert(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
-        )
-        # (B, T, 2) -> two (B, T)
-        start_logits, end_logits = (
-            t.squeeze(-1).contiguous() for t in self.qa_outputs(out.last_hidden_state).split(1, -1)
-        )
-        loss = span_loss(start_logits, end_logits, start_positions, end_positions)
-        return QuestionAnsweringModelOutput(loss, start_logits, end_logits, out.hidden_states, out.attentions)
 
-
-class BertForMultipleChoice(BertPreTrainedModel):
+class BertForMultipleChoice(MultipleChoiceHead, BertPreTrainedModel):
     """Scores C candidate continuations: inputs (B, C, T), one logit per choice from the pooled output."""
 
     def __init__(self, config: BertConfig) -> None:
@@ -466,38 +258,6 @@ class BertForMultipleChoice(BertPreTrainedModel):
             self.dropout = Dropout(_classifier_dropout(config))
             self.classifier = nn.Linear(config.hidden_size, 1)
         self.post_init()
-
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
-    ) -> MultipleChoiceModelOutput:
-        if input_ids.dim() != 3:
-            raise ValueError(
-                f"input_ids must be (batch, num_choices, seq_len), got shape {tuple(input_ids.shape)}"
-            )
-        num_choices = input_ids.shape[1]
-
-        def flat(t: torch.Tensor | None) -> torch.Tensor | None:
-            # (B, C, T) -> (B*C, T): every choice is its own sequence
-            return t.reshape(-1, t.shape[-1]) if t is not None else None
-
-        out = self.bert(
-            input_ids=flat(input_ids),
-            attention_mask=flat(attention_mask),
-            token_type_ids=flat(token_type_ids),
-            position_ids=flat(position_ids),
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
-        )
-        logits = self.classifier(self.dropout(out.pooler_output)).view(-1, num_choices)
-        loss = F.cross_entropy(logits.float(), labels.view(-1)) if labels is not None else None
-        return MultipleChoiceModelOutput(loss, logits, out.hidden_states, out.attentions)
 
 
 HEAD_CLASSES: dict[str, type[PreTrainedModel]] = {

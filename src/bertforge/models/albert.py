@@ -32,13 +32,10 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..config import ACTIVATIONS, PretrainedConfig
 from ..errors import BertForgeError
-from ..heads import BertForSequenceClassification, _mlm_loss, span_loss
-from ..masked_lm import IGNORE_INDEX, masked_lm_inputs, masked_positions_loss, sentence_loss
 from ..ops import (
     Dropout,
     activation,
@@ -47,17 +44,17 @@ from ..ops import (
     projection_input,
     run_encoder,
 )
-from ..outputs import (
-    BaseModelOutputWithPooling,
-    MaskedLMOutput,
-    ModelOutput,
-    MultipleChoiceModelOutput,
-    PreTrainingLossOutput,
-    QuestionAnsweringModelOutput,
-    SequenceClassifierOutput,
-    TokenClassifierOutput,
-)
+from ..outputs import BaseModelOutputWithPooling, ModelOutput
 from ..pretrained import PreTrainedModel, deferred_init
+from ..task_heads import (
+    MaskedLMModel,
+    MultipleChoiceHead,
+    PreTrainingModel,
+    QuestionAnsweringHead,
+    SequenceClassificationHead,
+    TokenClassificationHead,
+    pretraining_forward_loss,
+)
 
 __all__ = [
     "ALBERT_PRESETS",
@@ -562,8 +559,11 @@ class _TiedAlbertDecoder:
     def get_output_embeddings(self) -> nn.Linear:
         return self.predictions.decoder
 
+    def mlm_logits(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.predictions(hidden_states)
 
-class AlbertForPreTraining(_TiedAlbertDecoder, AlbertPreTrainedModel):
+
+class AlbertForPreTraining(_TiedAlbertDecoder, PreTrainingModel, AlbertPreTrainedModel):
     """ALBERT's pretraining model: masked-LM scores for every position plus sentence-order logits."""
 
     def __init__(self, config: AlbertConfig) -> None:
@@ -593,52 +593,21 @@ class AlbertForPreTraining(_TiedAlbertDecoder, AlbertPreTrainedModel):
         (transformers returns one only when both are given; the value is then the same)."""
         if sentence_order_label is None:
             sentence_order_label = next_sentence_label
-        out = self.albert(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
+        out = self._encode(
+            input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions
         )
         prediction_logits = self.predictions(out.last_hidden_state)
         sop_logits = self.sop_classifier(out.pooler_output)
-        loss = _mlm_loss(prediction_logits, labels) if labels is not None else None
-        if sentence_order_label is not None:
-            sop_loss = F.cross_entropy(sop_logits.view(-1, 2).float(), sentence_order_label.view(-1))
-            loss = sop_loss if loss is None else loss + sop_loss
+        loss = pretraining_forward_loss(prediction_logits, labels, sop_logits, sentence_order_label)
         return AlbertForPreTrainingOutput(
             loss, prediction_logits, sop_logits, out.hidden_states, out.attentions
         )
 
-    def pretraining_loss(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        next_sentence_label: torch.Tensor | None = None,
-        accuracy: bool = True,
-    ) -> PreTrainingLossOutput:
-        """The training-time loss: MLM scores only at the masked positions (``labels`` != -100),
-        plus SOP when ``next_sentence_label`` (the sentence-order label) is given. Same value as
-        ``forward``; no (B, T, V) logits are built. The SOP parts fill the ``nsp_*`` fields."""
-        if labels is None:
-            raise ValueError("pretraining_loss needs labels: token ids at masked positions, -100 elsewhere")
-        hidden, targets, pooled = masked_lm_inputs(
-            self.albert, input_ids, attention_mask, token_type_ids, labels, with_cls=True
-        )
-        mlm_loss, mlm_correct, mlm_count = masked_positions_loss(self.predictions, hidden, targets, accuracy)
-        if next_sentence_label is None:
-            return PreTrainingLossOutput(mlm_loss, mlm_loss, mlm_correct, mlm_count)
-        assert pooled is not None
-        sop_loss, sop_correct, sop_count = sentence_loss(self.sop_classifier(pooled), next_sentence_label)
-        return PreTrainingLossOutput(
-            mlm_loss + sop_loss, mlm_loss, mlm_correct, mlm_count, sop_loss, sop_correct, sop_count
-        )
+    def _pair_logits(self, pooled_output: torch.Tensor) -> torch.Tensor:
+        return self.sop_classifier(pooled_output)
 
 
-class AlbertForMaskedLM(_TiedAlbertDecoder, AlbertPreTrainedModel):
+class AlbertForMaskedLM(_TiedAlbertDecoder, MaskedLMModel, AlbertPreTrainedModel):
     """Masked-LM scores for every position (no pooler, as in transformers)."""
 
     def __init__(self, config: AlbertConfig) -> None:
@@ -649,51 +618,9 @@ class AlbertForMaskedLM(_TiedAlbertDecoder, AlbertPreTrainedModel):
             self.predictions = AlbertMLMHead(config)
         self.post_init()
 
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
-    ) -> MaskedLMOutput:
-        out = self.albert(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
-        )
-        logits = self.predictions(out.last_hidden_state)
-        loss = _mlm_loss(logits, labels) if labels is not None else None
-        return MaskedLMOutput(loss, logits, out.hidden_states, out.attentions)
 
-    def pretraining_loss(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        accuracy: bool = True,
-    ) -> PreTrainingLossOutput:
-        """MLM loss computed only at the masked positions (no sentence head)."""
-        if labels is None:
-            raise ValueError("pretraining_loss needs labels: token ids at masked positions, -100 elsewhere")
-        hidden, targets, _ = masked_lm_inputs(
-            self.albert, input_ids, attention_mask, token_type_ids, labels, with_cls=False
-        )
-        loss, correct, count = masked_positions_loss(self.predictions, hidden, targets, accuracy)
-        return PreTrainingLossOutput(loss, loss, correct, count)
-
-
-class AlbertForSequenceClassification(AlbertPreTrainedModel):
+class AlbertForSequenceClassification(SequenceClassificationHead, AlbertPreTrainedModel):
     """A linear layer over the pooled [CLS] vector: classification, or regression when num_labels == 1."""
-
-    # BERT's rule, shared: problem_type, else one label -> MSE, integer labels -> CE, float -> BCE.
-    _loss = BertForSequenceClassification._loss
 
     def __init__(self, config: AlbertConfig) -> None:
         super().__init__()
@@ -705,30 +632,8 @@ class AlbertForSequenceClassification(AlbertPreTrainedModel):
             self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
-    ) -> SequenceClassifierOutput:
-        out = self.albert(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
-        )
-        logits = self.classifier(self.dropout(out.pooler_output))
-        loss = self._loss(logits, labels) if labels is not None else None
-        return SequenceClassifierOutput(loss, logits, out.hidden_states, out.attentions)
 
-
-class AlbertForTokenClassification(AlbertPreTrainedModel):
+class AlbertForTokenClassification(TokenClassificationHead, AlbertPreTrainedModel):
     """A linear layer over every token's hidden state: tagging such as NER."""
 
     def __init__(self, config: AlbertConfig) -> None:
@@ -741,34 +646,8 @@ class AlbertForTokenClassification(AlbertPreTrainedModel):
             self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
-    ) -> TokenClassifierOutput:
-        out = self.albert(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
-        )
-        logits = self.classifier(self.dropout(out.last_hidden_state))
-        loss = None
-        if labels is not None:
-            loss = F.cross_entropy(
-                logits.view(-1, self.num_labels).float(), labels.view(-1), ignore_index=IGNORE_INDEX
-            )
-        return TokenClassifierOutput(loss, logits, out.hidden_states, out.attentions)
 
-
-class AlbertForQuestionAnswering(AlbertPreTrainedModel):
+class AlbertForQuestionAnswering(QuestionAnsweringHead, AlbertPreTrainedModel):
     """Extractive QA: start and end logits for every token."""
 
     def __init__(self, config: AlbertConfig) -> None:
@@ -780,34 +659,8 @@ class AlbertForQuestionAnswering(AlbertPreTrainedModel):
             self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        start_positions: torch.Tensor | None = None,
-        end_positions: torch.Tensor | None = None,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
-    ) -> QuestionAnsweringModelOutput:
-        out = self.albert(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
-        )
-        # (B, T, 2) -> two (B, T)
-        start_logits, end_logits = (
-            t.squeeze(-1).contiguous() for t in self.qa_outputs(out.last_hidden_state).split(1, -1)
-        )
-        loss = span_loss(start_logits, end_logits, start_positions, end_positions)
-        return QuestionAnsweringModelOutput(loss, start_logits, end_logits, out.hidden_states, out.attentions)
 
-
-class AlbertForMultipleChoice(AlbertPreTrainedModel):
+class AlbertForMultipleChoice(MultipleChoiceHead, AlbertPreTrainedModel):
     """Scores C candidates: inputs (B, C, T), one logit per choice from the pooled output."""
 
     def __init__(self, config: AlbertConfig) -> None:
@@ -818,35 +671,3 @@ class AlbertForMultipleChoice(AlbertPreTrainedModel):
             self.dropout = Dropout(_classifier_dropout(config))
             self.classifier = nn.Linear(config.hidden_size, 1)
         self.post_init()
-
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
-    ) -> MultipleChoiceModelOutput:
-        if input_ids.dim() != 3:
-            raise ValueError(
-                f"input_ids must be (batch, num_choices, seq_len), got shape {tuple(input_ids.shape)}"
-            )
-        num_choices = input_ids.shape[1]
-
-        def flat(t: torch.Tensor | None) -> torch.Tensor | None:
-            # (B, C, T) -> (B*C, T): every choice is its own sequence
-            return t.reshape(-1, t.shape[-1]) if t is not None else None
-
-        out = self.albert(
-            input_ids=flat(input_ids),
-            attention_mask=flat(attention_mask),
-            token_type_ids=flat(token_type_ids),
-            position_ids=flat(position_ids),
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
-        )
-        logits = self.classifier(self.dropout(out.pooler_output)).view(-1, num_choices)
-        loss = F.cross_entropy(logits.float(), labels.view(-1)) if labels is not None else None
-        return MultipleChoiceModelOutput(loss, logits, out.hidden_states, out.attentions)

@@ -24,8 +24,7 @@ from torch import nn
 
 from ..config import ACTIVATIONS, PretrainedConfig
 from ..errors import BertForgeError
-from ..heads import BertForSequenceClassification, span_loss
-from ..masked_lm import IGNORE_INDEX, masked_lm_inputs, masked_positions_loss
+from ..masked_lm import masked_lm_inputs
 from ..ops import (
     Dropout,
     activation,
@@ -39,13 +38,20 @@ from ..outputs import (
     BaseModelOutputWithPooling,
     MaskedLMOutput,
     MultipleChoiceModelOutput,
-    PreTrainingLossOutput,
     QuestionAnsweringModelOutput,
     SequenceClassifierOutput,
     TokenClassifierOutput,
 )
 from ..pretrained import PreTrainedModel, deferred_init
 from ..pruning import HeadLayout
+from ..task_heads import (
+    EncoderHead,
+    MaskedLMModel,
+    MultipleChoiceHead,
+    QuestionAnsweringHead,
+    SequenceClassificationHead,
+    TokenClassificationHead,
+)
 
 __all__ = [
     "DistilBertConfig",
@@ -453,7 +459,53 @@ class DistilBertModel(DistilBertPreTrainedModel):
         )
 
 
-class DistilBertForMaskedLM(DistilBertPreTrainedModel):
+class _DistilBertHead(EncoderHead):
+    """What DistilBERT's heads do differently: no segments, and no pooler.
+
+    Their forwards name no token_type_ids, so the callers that read a forward's signature
+    (``auto.forward_kwargs``, the ONNX export, distillation) send none; each passes None to the
+    shared forward (narrowing its signature, hence ``type: ignore[override]``), whose encoder call
+    drops it here. ``pretraining_loss`` keeps the shared signature (pretraining batches carry
+    token_type_ids) and ignores them.
+    """
+
+    distilbert: DistilBertModel
+    pre_classifier: nn.Linear
+
+    def _encode(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        token_type_ids: torch.Tensor | None,
+        position_ids: torch.Tensor | None,
+        output_hidden_states: bool,
+        output_attentions: bool,
+    ) -> BaseModelOutputWithPooling:
+        return self.distilbert(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+        )
+
+    def _masked_lm_inputs(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        token_type_ids: torch.Tensor | None,
+        labels: torch.Tensor,
+        with_cls: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        return masked_lm_inputs(self.distilbert, input_ids, attention_mask, None, labels, with_cls)
+
+    def _sequence_logits(self, out: BaseModelOutputWithPooling) -> torch.Tensor:
+        # In place of a pooler: the first token's hidden state -> pre_classifier -> ReLU -> dropout.
+        pooled = self.dropout(F.relu(self.pre_classifier(out.last_hidden_state[:, 0])))
+        return self.classifier(pooled)
+
+
+class DistilBertForMaskedLM(_DistilBertHead, MaskedLMModel, DistilBertPreTrainedModel):
     """Masked-LM scores: vocab_transform -> activation -> vocab_layer_norm -> vocab_projector (tied
     to the word embeddings). Also the family's pretraining model (masked LM alone, no sentence head)."""
 
@@ -477,7 +529,7 @@ class DistilBertForMaskedLM(DistilBertPreTrainedModel):
         """Vocabulary scores for hidden states of any leading shape, e.g. (M, H) masked rows only."""
         return self.vocab_projector(self.vocab_layer_norm(self.act(self.vocab_transform(hidden_states))))
 
-    def forward(
+    def forward(  # type: ignore[override]
         self,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
@@ -486,42 +538,14 @@ class DistilBertForMaskedLM(DistilBertPreTrainedModel):
         output_hidden_states: bool = False,
         output_attentions: bool = False,
     ) -> MaskedLMOutput:
-        out = self.distilbert(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
+        return super().forward(
+            input_ids, attention_mask, None, position_ids, labels, output_hidden_states, output_attentions
         )
-        logits = self.mlm_logits(out.last_hidden_state)
-        loss = None
-        if labels is not None:
-            loss = F.cross_entropy(
-                logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=IGNORE_INDEX
-            )
-        return MaskedLMOutput(loss, logits, out.hidden_states, out.attentions)
-
-    def pretraining_loss(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        accuracy: bool = True,
-    ) -> PreTrainingLossOutput:
-        """MLM loss at the masked positions only (``labels`` != -100): the last layer and the
-        vocabulary projection run on those rows alone. ``token_type_ids`` (from the pretraining
-        batch) is ignored."""
-        if labels is None:
-            raise ValueError("pretraining_loss needs labels: token ids at masked positions, -100 elsewhere")
-        hidden, targets, _ = masked_lm_inputs(
-            self.distilbert, input_ids, attention_mask, None, labels, with_cls=False
-        )
-        loss, correct, count = masked_positions_loss(self.mlm_logits, hidden, targets, accuracy)
-        return PreTrainingLossOutput(loss, loss, correct, count)
 
 
-class DistilBertForSequenceClassification(DistilBertPreTrainedModel):
+class DistilBertForSequenceClassification(
+    _DistilBertHead, SequenceClassificationHead, DistilBertPreTrainedModel
+):
     """[CLS] hidden state -> pre_classifier -> ReLU -> dropout -> classifier; regression when num_labels == 1."""
 
     def __init__(self, config: DistilBertConfig) -> None:
@@ -535,10 +559,7 @@ class DistilBertForSequenceClassification(DistilBertPreTrainedModel):
             self.dropout = Dropout(config.seq_classif_dropout)
         self.post_init()
 
-    # BERT's loss rules (problem_type, or inferred from num_labels and the label dtype), shared.
-    _loss = BertForSequenceClassification._loss
-
-    def forward(
+    def forward(  # type: ignore[override]
         self,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
@@ -547,20 +568,12 @@ class DistilBertForSequenceClassification(DistilBertPreTrainedModel):
         output_hidden_states: bool = False,
         output_attentions: bool = False,
     ) -> SequenceClassifierOutput:
-        out = self.distilbert(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
+        return super().forward(
+            input_ids, attention_mask, None, position_ids, labels, output_hidden_states, output_attentions
         )
-        pooled = self.dropout(F.relu(self.pre_classifier(out.last_hidden_state[:, 0])))
-        logits = self.classifier(pooled)
-        loss = self._loss(logits, labels) if labels is not None else None
-        return SequenceClassifierOutput(loss, logits, out.hidden_states, out.attentions)
 
 
-class DistilBertForTokenClassification(DistilBertPreTrainedModel):
+class DistilBertForTokenClassification(_DistilBertHead, TokenClassificationHead, DistilBertPreTrainedModel):
     """A linear layer over every token's hidden state (dropout = config.dropout)."""
 
     def __init__(self, config: DistilBertConfig) -> None:
@@ -573,7 +586,7 @@ class DistilBertForTokenClassification(DistilBertPreTrainedModel):
             self.classifier = nn.Linear(config.dim, config.num_labels)
         self.post_init()
 
-    def forward(
+    def forward(  # type: ignore[override]
         self,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
@@ -582,23 +595,12 @@ class DistilBertForTokenClassification(DistilBertPreTrainedModel):
         output_hidden_states: bool = False,
         output_attentions: bool = False,
     ) -> TokenClassifierOutput:
-        out = self.distilbert(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
+        return super().forward(
+            input_ids, attention_mask, None, position_ids, labels, output_hidden_states, output_attentions
         )
-        logits = self.classifier(self.dropout(out.last_hidden_state))
-        loss = None
-        if labels is not None:
-            loss = F.cross_entropy(
-                logits.view(-1, self.num_labels).float(), labels.view(-1), ignore_index=IGNORE_INDEX
-            )
-        return TokenClassifierOutput(loss, logits, out.hidden_states, out.attentions)
 
 
-class DistilBertForQuestionAnswering(DistilBertPreTrainedModel):
+class DistilBertForQuestionAnswering(_DistilBertHead, QuestionAnsweringHead, DistilBertPreTrainedModel):
     """Extractive QA: dropout (qa_dropout) then start and end logits for every token."""
 
     def __init__(self, config: DistilBertConfig) -> None:
@@ -615,7 +617,7 @@ class DistilBertForQuestionAnswering(DistilBertPreTrainedModel):
             self.dropout = Dropout(config.qa_dropout)
         self.post_init()
 
-    def forward(
+    def forward(  # type: ignore[override]
         self,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
@@ -625,20 +627,22 @@ class DistilBertForQuestionAnswering(DistilBertPreTrainedModel):
         output_hidden_states: bool = False,
         output_attentions: bool = False,
     ) -> QuestionAnsweringModelOutput:
-        out = self.distilbert(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
+        return super().forward(
+            input_ids,
+            attention_mask,
+            None,
+            position_ids,
+            start_positions,
+            end_positions,
+            output_hidden_states,
+            output_attentions,
         )
-        logits = self.qa_outputs(self.dropout(out.last_hidden_state))
-        start_logits, end_logits = (t.squeeze(-1).contiguous() for t in logits.split(1, -1))  # two (B, T)
-        loss = span_loss(start_logits, end_logits, start_positions, end_positions)
-        return QuestionAnsweringModelOutput(loss, start_logits, end_logits, out.hidden_states, out.attentions)
+
+    def _span_logits(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.qa_outputs(self.dropout(hidden_states))
 
 
-class DistilBertForMultipleChoice(DistilBertPreTrainedModel):
+class DistilBertForMultipleChoice(_DistilBertHead, MultipleChoiceHead, DistilBertPreTrainedModel):
     """Inputs (B, C, T); per choice [CLS] -> pre_classifier -> ReLU -> dropout -> one logit."""
 
     def __init__(self, config: DistilBertConfig) -> None:
@@ -651,7 +655,7 @@ class DistilBertForMultipleChoice(DistilBertPreTrainedModel):
             self.dropout = Dropout(config.seq_classif_dropout)
         self.post_init()
 
-    def forward(
+    def forward(  # type: ignore[override]
         self,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
@@ -660,23 +664,6 @@ class DistilBertForMultipleChoice(DistilBertPreTrainedModel):
         output_hidden_states: bool = False,
         output_attentions: bool = False,
     ) -> MultipleChoiceModelOutput:
-        if input_ids.dim() != 3:
-            raise ValueError(
-                f"input_ids must be (batch, num_choices, seq_len), got shape {tuple(input_ids.shape)}"
-            )
-        num_choices = input_ids.shape[1]
-
-        def flat(t: torch.Tensor | None) -> torch.Tensor | None:
-            return t.reshape(-1, t.shape[-1]) if t is not None else None  # (B, C, T) -> (B*C, T)
-
-        out = self.distilbert(
-            input_ids=flat(input_ids),
-            attention_mask=flat(attention_mask),
-            position_ids=flat(position_ids),
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
+        return super().forward(
+            input_ids, attention_mask, None, position_ids, labels, output_hidden_states, output_attentions
         )
-        pooled = self.dropout(F.relu(self.pre_classifier(out.last_hidden_state[:, 0])))
-        logits = self.classifier(pooled).view(-1, num_choices)
-        loss = F.cross_entropy(logits.float(), labels.view(-1)) if labels is not None else None
-        return MultipleChoiceModelOutput(loss, logits, out.hidden_states, out.attentions)

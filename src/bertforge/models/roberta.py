@@ -25,18 +25,17 @@ from torch import nn
 
 from ..config import ACTIVATIONS, PretrainedConfig
 from ..errors import BertForgeError
-from ..heads import BertForSequenceClassification, _classifier_dropout, _mlm_loss, span_loss
-from ..masked_lm import IGNORE_INDEX, masked_lm_inputs, masked_positions_loss
+from ..heads import _classifier_dropout
 from ..model import BertModel, Dropout
-from ..outputs import (
-    MaskedLMOutput,
-    MultipleChoiceModelOutput,
-    PreTrainingLossOutput,
-    QuestionAnsweringModelOutput,
-    SequenceClassifierOutput,
-    TokenClassifierOutput,
-)
+from ..outputs import BaseModelOutputWithPooling
 from ..pretrained import PreTrainedModel, deferred_init
+from ..task_heads import (
+    MaskedLMModel,
+    MultipleChoiceHead,
+    QuestionAnsweringHead,
+    SequenceClassificationHead,
+    TokenClassificationHead,
+)
 
 __all__ = [
     "ROBERTA_PRESETS",
@@ -284,7 +283,7 @@ class RobertaLMHead(nn.Module):
         return self.decoder(self.layer_norm(F.gelu(self.dense(features))))
 
 
-class RobertaForMaskedLM(RobertaPreTrainedModel):
+class RobertaForMaskedLM(MaskedLMModel, RobertaPreTrainedModel):
     """Masked-LM scores for every position (no pooler); also RoBERTa's pretraining model."""
 
     tied_weights = {"lm_head.decoder.weight": "roberta.embeddings.word_embeddings.weight"}
@@ -307,46 +306,8 @@ class RobertaForMaskedLM(RobertaPreTrainedModel):
     def get_output_embeddings(self) -> nn.Linear:
         return self.lm_head.decoder
 
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
-    ) -> MaskedLMOutput:
-        out = self.roberta(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
-        )
-        logits = self.lm_head(out.last_hidden_state)
-        loss = _mlm_loss(logits, labels) if labels is not None else None
-        return MaskedLMOutput(loss, logits, out.hidden_states, out.attentions)
-
-    def pretraining_loss(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        accuracy: bool = True,
-    ) -> PreTrainingLossOutput:
-        """MLM loss computed only at the masked positions (``labels`` != -100): the encoder's last
-        layer and the vocabulary projection run for those rows alone. Same value as ``forward``'s
-        loss; no (B, T, V) logits are built. ``accuracy=False`` skips the correct-prediction count."""
-        if labels is None:
-            raise ValueError("pretraining_loss needs labels: token ids at masked positions, -100 elsewhere")
-        hidden, targets, _ = masked_lm_inputs(
-            self.roberta, input_ids, attention_mask, token_type_ids, labels, with_cls=False
-        )
-        loss, correct, count = masked_positions_loss(self.lm_head, hidden, targets, accuracy)
-        return PreTrainingLossOutput(loss, loss, correct, count)
+    def mlm_logits(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.lm_head(hidden_states)
 
 
 class RobertaClassificationHead(nn.Module):
@@ -364,7 +325,7 @@ class RobertaClassificationHead(nn.Module):
         return self.out_proj(x)
 
 
-class RobertaForSequenceClassification(RobertaPreTrainedModel):
+class RobertaForSequenceClassification(SequenceClassificationHead, RobertaPreTrainedModel):
     """Classification (or regression when num_labels == 1) from the ``<s>`` vector."""
 
     def __init__(self, config: RobertaConfig) -> None:
@@ -376,34 +337,12 @@ class RobertaForSequenceClassification(RobertaPreTrainedModel):
             self.classifier = RobertaClassificationHead(config)
         self.post_init()
 
-    # BERT's loss rules: problem_type, else one label -> MSE, integer labels -> cross-entropy,
-    # float labels -> multi-label BCE. It reads only self.config and self.num_labels.
-    _loss = BertForSequenceClassification._loss
-
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
-    ) -> SequenceClassifierOutput:
-        out = self.roberta(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
-        )
-        logits = self.classifier(out.last_hidden_state)
-        loss = self._loss(logits, labels) if labels is not None else None
-        return SequenceClassifierOutput(loss, logits, out.hidden_states, out.attentions)
+    def _sequence_logits(self, out: BaseModelOutputWithPooling) -> torch.Tensor:
+        # No pooler: the classification head reads <s> from the last hidden state itself.
+        return self.classifier(out.last_hidden_state)
 
 
-class RobertaForTokenClassification(RobertaPreTrainedModel):
+class RobertaForTokenClassification(TokenClassificationHead, RobertaPreTrainedModel):
     """A linear layer over every token's hidden state: tagging such as NER."""
 
     def __init__(self, config: RobertaConfig) -> None:
@@ -416,34 +355,8 @@ class RobertaForTokenClassification(RobertaPreTrainedModel):
             self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
-    ) -> TokenClassifierOutput:
-        out = self.roberta(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
-        )
-        logits = self.classifier(self.dropout(out.last_hidden_state))
-        loss = None
-        if labels is not None:
-            loss = F.cross_entropy(
-                logits.view(-1, self.num_labels).float(), labels.view(-1), ignore_index=IGNORE_INDEX
-            )
-        return TokenClassifierOutput(loss, logits, out.hidden_states, out.attentions)
 
-
-class RobertaForQuestionAnswering(RobertaPreTrainedModel):
+class RobertaForQuestionAnswering(QuestionAnsweringHead, RobertaPreTrainedModel):
     """Extractive QA: start and end logits for every token."""
 
     def __init__(self, config: RobertaConfig) -> None:
@@ -455,34 +368,8 @@ class RobertaForQuestionAnswering(RobertaPreTrainedModel):
             self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        start_positions: torch.Tensor | None = None,
-        end_positions: torch.Tensor | None = None,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
-    ) -> QuestionAnsweringModelOutput:
-        out = self.roberta(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
-        )
-        # (B, T, 2) -> two (B, T)
-        start_logits, end_logits = (
-            t.squeeze(-1).contiguous() for t in self.qa_outputs(out.last_hidden_state).split(1, -1)
-        )
-        loss = span_loss(start_logits, end_logits, start_positions, end_positions)
-        return QuestionAnsweringModelOutput(loss, start_logits, end_logits, out.hidden_states, out.attentions)
 
-
-class RobertaForMultipleChoice(RobertaPreTrainedModel):
+class RobertaForMultipleChoice(MultipleChoiceHead, RobertaPreTrainedModel):
     """Scores C candidates: inputs (B, C, T), one logit per choice from the pooled ``<s>`` vector.
 
     As in transformers, the dropout here is ``hidden_dropout_prob`` (classifier_dropout is not read).
@@ -496,35 +383,3 @@ class RobertaForMultipleChoice(RobertaPreTrainedModel):
             self.dropout = Dropout(config.hidden_dropout_prob)
             self.classifier = nn.Linear(config.hidden_size, 1)
         self.post_init()
-
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
-    ) -> MultipleChoiceModelOutput:
-        if input_ids.dim() != 3:
-            raise ValueError(
-                f"input_ids must be (batch, num_choices, seq_len), got shape {tuple(input_ids.shape)}"
-            )
-        num_choices = input_ids.shape[1]
-
-        def flat(t: torch.Tensor | None) -> torch.Tensor | None:
-            # (B, C, T) -> (B*C, T): every choice is its own sequence
-            return t.reshape(-1, t.shape[-1]) if t is not None else None
-
-        out = self.roberta(
-            input_ids=flat(input_ids),
-            attention_mask=flat(attention_mask),
-            token_type_ids=flat(token_type_ids),
-            position_ids=flat(position_ids),
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
-        )
-        logits = self.classifier(self.dropout(out.pooler_output)).view(-1, num_choices)
-        loss = F.cross_entropy(logits.float(), labels.view(-1)) if labels is not None else None
-        return MultipleChoiceModelOutput(loss, logits, out.hidden_states, out.attentions)
