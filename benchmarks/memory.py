@@ -20,6 +20,7 @@ change), alternating with this one, so both see the same machine.
 
     python benchmarks/memory.py [--runs qa-train,infer] [--models minilm,bert-base] [--dtypes fp32,bf16]
         [--steps 3] [--batch-size N] [--rounds 1] [--threads 1] [--baseline-src DIR] [--data-root DIR]
+        [--gradient-checkpointing]
 
 Printed per configuration: peak RSS, RSS once the model is loaded, the best and the median step time
 (the first step, which warms the allocator, excluded when there are more), and the 1-minute load
@@ -107,6 +108,8 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     training = spec["run"] == "qa-train"
     batches = qa_batches(Path(spec["data_root"]), batch_size, length, spec["steps"], training)
     model = build_model(spec["model"]).train(training)
+    if spec.get("gradient_checkpointing"):
+        model.gradient_checkpointing_enable()
     times = []
     if training:
         optimizer = build_optimizer(model, OptimConfig(lr=3e-5, weight_decay=0.01, max_grad_norm=1.0))
@@ -162,6 +165,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads in each run")
     parser.add_argument("--baseline-src", type=Path, help="another checkout's src/ to run alongside this one")
     parser.add_argument("--data-root", type=Path, default=DEFAULT_DATA, help="folder holding cmrc2018/")
+    parser.add_argument(
+        "--gradient-checkpointing",
+        action="store_true",
+        help="qa-train with activation checkpointing (this source only: a baseline may lack it)",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -185,7 +193,8 @@ def main() -> None:
                     for source, src in sources.items():
                         spec = {"run": run, "model": model, "dtype": dtype, "steps": args.steps,
                                 "batch_size": args.batch_size, "threads": args.threads,
-                                "data_root": str(args.data_root)}  # fmt: skip
+                                "data_root": str(args.data_root),
+                                "gradient_checkpointing": args.gradient_checkpointing and source == "this"}  # fmt: skip
                         figures = run_child(spec, src)
                         prefix = f"{run:<9} {model:<10} {dtype:<5} {source:<9}"
                         if "error" in figures:

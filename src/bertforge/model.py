@@ -24,6 +24,7 @@ from .ops import (
     multi_head_attention,
     projection_input,
     run_encoder,
+    run_layer,
     sinusoidal_positions,
 )
 from .outputs import BaseModelOutputWithPooling
@@ -237,6 +238,7 @@ class BertEncoder(nn.Module):
         self.layer = nn.ModuleList(
             BertLayer(config, config.attention_heads(i)) for i in range(config.num_hidden_layers)
         )
+        self.gradient_checkpointing = False  # see PreTrainedModel.gradient_checkpointing_enable
 
     def forward(
         self,
@@ -252,7 +254,9 @@ class BertEncoder(nn.Module):
         last = len(self.layer) - 1
         for index, layer in enumerate(self.layer):
             rows = last_layer_rows if index == last else None
-            hidden_states, probs = layer(hidden_states, attention_mask, output_attentions, rows)
+            hidden_states, probs = run_layer(
+                layer, self.gradient_checkpointing, hidden_states, attention_mask, output_attentions, rows
+            )
             if all_hidden is not None:
                 all_hidden.append(hidden_states)
             if all_attentions is not None:

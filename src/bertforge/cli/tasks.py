@@ -207,6 +207,13 @@ def add_training_arguments(p: argparse.ArgumentParser) -> None:
         "--bf16", action="store_true", default=None, help="bfloat16 autocast (fast on AMX CPUs, GPUs)"
     )
     p.add_argument(
+        "--gradient-checkpointing",
+        action="store_true",
+        default=None,
+        help="keep only each layer's input for the backward and recompute the rest: far less memory "
+        "on long sequences for about a third more compute",
+    )
+    p.add_argument(
         "--no-group-by-length",
         dest="group_by_length",
         action="store_false",

@@ -43,6 +43,7 @@ from ..ops import (
     multi_head_attention,
     projection_input,
     run_encoder,
+    run_layer,
 )
 from ..outputs import BaseModelOutputWithPooling, ModelOutput
 from ..pretrained import PreTrainedModel, deferred_init
@@ -369,6 +370,7 @@ class AlbertTransformer(nn.Module):
         self.albert_layer_groups = nn.ModuleList(
             AlbertLayerGroup(config) for _ in range(config.num_hidden_groups)
         )
+        self.gradient_checkpointing = False  # see PreTrainedModel.gradient_checkpointing_enable
 
     def group_for_layer(self, layer: int) -> AlbertLayerGroup:
         """The module (one object, shared) that layer ``layer`` runs."""
@@ -389,7 +391,9 @@ class AlbertTransformer(nn.Module):
         all_attentions: list[torch.Tensor] | None = [] if output_attentions else None
         last = self.num_hidden_layers - 1
         for index in range(self.num_hidden_layers):
-            hidden_states, hiddens, attentions = self.group_for_layer(index)(
+            hidden_states, hiddens, attentions = run_layer(
+                self.group_for_layer(index),
+                self.gradient_checkpointing,
                 hidden_states,
                 attention_mask,
                 output_hidden_states,

@@ -32,6 +32,7 @@ from ..ops import (
     multi_head_attention,
     projection_input,
     run_encoder,
+    run_layer,
     sinusoidal_positions,
 )
 from ..outputs import (
@@ -345,6 +346,7 @@ class DistilBertTransformer(nn.Module):
         self.layer = nn.ModuleList(
             DistilBertTransformerBlock(config, config.attention_heads(i)) for i in range(config.n_layers)
         )
+        self.gradient_checkpointing = False  # see PreTrainedModel.gradient_checkpointing_enable
 
     def forward(
         self,
@@ -359,7 +361,9 @@ class DistilBertTransformer(nn.Module):
         last = len(self.layer) - 1
         for index, layer in enumerate(self.layer):
             rows = last_layer_rows if index == last else None
-            hidden_states, probs = layer(hidden_states, attention_mask, output_attentions, rows)
+            hidden_states, probs = run_layer(
+                layer, self.gradient_checkpointing, hidden_states, attention_mask, output_attentions, rows
+            )
             if all_hidden is not None:
                 all_hidden.append(hidden_states)
             if all_attentions is not None:

@@ -378,6 +378,8 @@ def finetune(
     )
     if data.extra:
         model.config = model.config.replace(extra={**model.config.extra, **data.extra})
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
     model.to(device)
     lengths = [feature_length(f) for f in features]
 

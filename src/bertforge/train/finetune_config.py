@@ -61,6 +61,7 @@ class FinetuneConfig:
     seeds: list[int] | None = None  # several runs, one per seed (see bertforge.train.seeds)
     keep_all: bool = False  # with seeds: keep every seed's model in OUT/seed-N/, not only the best
     bf16: bool = False  # autocast to bfloat16 (AMX on recent Xeons, tensor cores on GPUs)
+    gradient_checkpointing: bool = False  # keep each layer's input only; recompute in the backward
     group_by_length: bool = True
     eval_steps: int | None = None  # evaluate every N steps; None: after every epoch
     eval_batch_size: int = 64
