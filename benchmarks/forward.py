@@ -152,11 +152,11 @@ def runners_for(ours: Any, theirs: Any, dtypes: list[str]) -> list[Runner]:
     from bertforge.inference import inference_model
     from bertforge.ops import unpadded
 
-    def call(model: Any, autocast: bool = False, unpadded: bool = False) -> Callable[[Batch], torch.Tensor]:
+    def call(model: Any, autocast: bool = False, packed: bool = False) -> Callable[[Batch], torch.Tensor]:
         def forward(batch: Batch) -> torch.Tensor:
             with (
                 torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast),
-                unpadded() if unpadded else contextlib.nullcontext(),
+                unpadded() if packed else contextlib.nullcontext(),
             ):
                 return model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state
 
@@ -168,13 +168,13 @@ def runners_for(ours: Any, theirs: Any, dtypes: list[str]) -> list[Runner]:
     if "fp32" in dtypes:
         runners += [
             Runner("transformers fp32", call(theirs)),
-            Runner("bertforge fp32", call(ours, unpadded=True)),
+            Runner("bertforge fp32", call(ours, packed=True)),
             Runner("bertforge fp32 padded", call(ours)),
         ]
     if "bf16" in dtypes:
         runners += [
             Runner("transformers bf16 autocast", call(theirs, autocast=True)),
-            Runner("bertforge bf16", call(inference_model(ours, torch.bfloat16), unpadded=True)),
+            Runner("bertforge bf16", call(inference_model(ours, torch.bfloat16), packed=True)),
         ]
     return runners
 

@@ -94,7 +94,7 @@ class PreTrainedModel(nn.Module):
     def _set_gradient_checkpointing(self, enabled: bool) -> None:
         for module in self.modules():
             if hasattr(module, "gradient_checkpointing"):
-                setattr(module, "gradient_checkpointing", enabled)
+                module.gradient_checkpointing = enabled  # type: ignore[assignment]  # a bool, not a submodule
 
     @property
     def base_model(self) -> nn.Module:
