@@ -13,6 +13,7 @@ from bertforge.data import corpus as corpus_module
 from bertforge.data import textfile
 from bertforge.data.corpus import Corpus, expand_sources, iter_lines, read_corpus
 from bertforge.errors import BertForgeError
+from bertforge.tasks.arguments import cli_arguments
 
 BERT_FORMAT = "The cat sat.\nIt was happy.\nThen it slept.\n\nA new document starts.\nIt ends here.\n"
 GUTENBERG = (
@@ -232,6 +233,10 @@ def test_strict_mode_refuses_undecodable_bytes_naming_file_and_offset(tmp_path: 
     path = write(tmp_path / "latin.txt", b"Good text.\nBad \xff byte.\n" + b"ok.\n" * 10)
     with pytest.raises(BertForgeError, match=r"latin\.txt at byte 15: not UTF-8 .*errors='replace'"):
         read(path, errors="strict")
+    # The command line's reader is told the flag, and only the flag.
+    with cli_arguments({"errors": ("--errors", True)}), pytest.raises(BertForgeError) as raised:
+        read(path, errors="strict")
+    assert "--errors replace" in str(raised.value) and "errors='replace'" not in str(raised.value)
 
 
 def test_offsets_in_gz_files_count_decompressed_bytes(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..tasks.arguments import cli_arguments, flags_of
 from .common import Parser, positive_int
 
 
@@ -17,19 +18,20 @@ def cmd_data_build(args: argparse.Namespace) -> None:
     from ..tokenization import load_tokenizer
 
     tokenizer = load_tokenizer(args.tokenizer)  # any family: WordPiece, byte-level BPE, Unigram
-    summary = build_dataset(
-        args.corpus,
-        tokenizer,
-        args.out,
-        workers=args.workers,
-        seed=args.seed,
-        eval_fraction=args.eval_fraction,
-        format=args.format,
-        errors=args.errors,
-        shard_tokens=args.shard_tokens,
-        overwrite=args.overwrite,
-        progress=sys.stderr.isatty() and not args.quiet,
-    )
+    with cli_arguments(args.cli_flags):  # messages name --flags, not Python arguments
+        summary = build_dataset(
+            args.corpus,
+            tokenizer,
+            args.out,
+            workers=args.workers,
+            seed=args.seed,
+            eval_fraction=args.eval_fraction,
+            format=args.format,
+            errors=args.errors,
+            shard_tokens=args.shard_tokens,
+            overwrite=args.overwrite,
+            progress=sys.stderr.isatty() and not args.quiet,
+        )
     for line in summary.lines():
         print(line)
 
@@ -78,7 +80,7 @@ def add_data_commands(sub: Any) -> None:
     )
     p.add_argument("--overwrite", action="store_true", help="replace a dataset already at --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_data_build)
+    p.set_defaults(func=cmd_data_build, cli_flags=flags_of(p))
 
     p = data_sub.add_parser("info", help="summarise a dataset's manifest", description="Summarise a dataset.")
     p.add_argument("dataset", help="dataset directory")

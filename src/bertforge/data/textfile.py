@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO
 
 from ..errors import BertForgeError
+from ..tasks.arguments import argument
 from .sentences import strip_control_chars
 
 logger = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ class _Decoder:
         if self.errors == "strict":
             raise BertForgeError(
                 f"{where}: not UTF-8 ({reason}); re-encode the file as UTF-8, or pass "
-                "errors='replace' (--errors replace) to substitute U+FFFD and count the bytes"
+                f"{argument('errors', 'replace')} to substitute U+FFFD and count the bytes"
             )
         if self.first_bad is None:
             self.first_bad = offset
