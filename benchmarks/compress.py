@@ -9,20 +9,24 @@ the pruned form (``bertforge prune --target``), then measures every model with t
 * the task's main metric on the dev file (first ``--dev-limit`` examples);
 * parameters and size on disk (the weights file);
 * latency at batch 1 (mean per example over the first ``--latency-examples``) and throughput at batch 32
-  (examples/s over the same examples), in fp32 and, for PyTorch models, bf16 autocast.
+  (examples/s over the same examples), in fp32 and, for PyTorch models, bf16 (``--no-bf16`` skips it).
 
 Timed rounds alternate the models (``--rounds``, best kept), so load from other processes falls on
 all of them alike. A ratio column compares each row with the teacher in fp32.
 
+``--alone`` adds the same student trained on the gold labels only (``bertforge distill --alpha 0``
+or ``finetune`` from the same preset), the row distillation has to beat. A pruned row is named by the
+heads it lost (pruning stops early when the metric falls below its floor), and a column gives each
+metric's distance from the teacher's in points.
+
     python benchmarks/compress.py --teacher runs/conll --dev ../shared/datasets/conll2003/eng.testa
-        [--student runs/conll-distilled] [--work DIR] [--target 0.4] [--dev-limit N]
-        [--latency-examples 64] [--rounds 3] [--threads 1] [--json FILE]
+        [--student runs/conll-distilled] [--alone runs/conll-alone] [--work DIR] [--target 0.4]
+        [--dev-limit N] [--latency-examples 64] [--rounds 3] [--threads 1] [--no-bf16] [--json FILE]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -32,6 +36,7 @@ from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import onnxruntime  # noqa: E402
 import torch  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -39,8 +44,10 @@ sys.path.insert(0, str(HERE.parent / "src"))
 
 from bertforge.export.quantize import quantize_checkpoint, weights_size  # noqa: E402
 from bertforge.export.runtime import QUANTIZED_FILE, OnnxModel  # noqa: E402
+from bertforge.fileio import atomic_write_json  # noqa: E402
 from bertforge.pipelines.common import InferenceSettings, detect_task, load_task_model, load_tokenizer  # noqa: E402
 from bertforge.pipelines.evaluation import evaluate_examples, predict_examples, read_examples  # noqa: E402
+from bertforge.tasks.registry import get_task  # noqa: E402
 from bertforge.train.prune import PruneConfig, prune_checkpoint  # noqa: E402
 
 
@@ -49,7 +56,7 @@ class Row:
     name: str
     model: Any
     path: Path
-    dtype: torch.dtype | None  # autocast dtype (None: fp32)
+    dtype: torch.dtype | None  # inference dtype (None: fp32)
     parameters: int
     size_bytes: int
     metric: float = float("nan")
@@ -60,6 +67,10 @@ class Row:
 def _pytorch_rows(name: str, path: Path, task: str, bf16: bool) -> list[Row]:
     model, _ = load_task_model(path, task)
     params, size = model.num_parameters(), weights_size(path)
+    if model.config.pruned_heads:  # the heads actually removed, which the floor may have kept below target
+        total = model.config.num_hidden_layers * model.config.num_attention_heads
+        removed = sum(len(heads) for heads in model.config.pruned_heads.values())
+        name = f"{name} ({removed}/{total} heads)"
     rows = [Row(f"{name} fp32", model, path, None, params, size)]
     if bf16:
         rows.append(Row(f"{name} bf16", model, path, torch.bfloat16, params, size))
@@ -78,6 +89,7 @@ def main() -> None:
     parser.add_argument("--teacher", required=True, type=Path, help="fine-tuned checkpoint")
     parser.add_argument("--dev", required=True, help="labelled dev file")
     parser.add_argument("--student", type=Path, help="a distilled student (bertforge distill output)")
+    parser.add_argument("--alone", type=Path, help="the same student trained without the teacher")
     parser.add_argument("--work", type=Path, default=Path("compress-bench"), help="where the forms go")
     parser.add_argument("--target", type=float, default=0.4, help="share of heads to prune")
     parser.add_argument("--dev-limit", type=int)
@@ -107,14 +119,17 @@ def main() -> None:
     rows.append(
         Row("teacher int8", int8, int8_dir, None, teacher_params, (int8_dir / QUANTIZED_FILE).stat().st_size)
     )
-    rows += _pytorch_rows(f"pruned {args.target:g}", pruned_dir, task, bf16)
+    rows += _pytorch_rows("pruned", pruned_dir, task, bf16)
     if args.student is not None:
-        rows += _pytorch_rows("student", args.student, task, bf16)
+        rows += _pytorch_rows("student, distilled", args.student, task, bf16)
+    if args.alone is not None:
+        rows += _pytorch_rows("student, no teacher", args.alone, task, bf16)
 
     tokenizer = load_tokenizer(args.teacher)
     examples, _ = read_examples(task, args.dev)
     examples = examples[: args.dev_limit] if args.dev_limit else examples
     timed = examples[: args.latency_examples]
+    load_before = os.getloadavg()[0]
     for row in rows:
         settings = InferenceSettings.for_checkpoint(row.path, task, dtype=row.dtype)
         metrics, _ = evaluate_examples(task, row.model, tokenizer, examples, settings)
@@ -124,19 +139,32 @@ def main() -> None:
             row.latency_ms = min(row.latency_ms, 1000 * _timed(row, task, tokenizer, timed, 1) / len(timed))
             row.throughput = max(row.throughput, len(timed) / _timed(row, task, tokenizer, timed, 32))
 
+    load_after = os.getloadavg()[0]
+
     base = rows[0]
-    print(f"task {task}, dev {args.dev} ({len(examples)} examples), {args.threads} thread(s)")
-    print("| model | metric | parameters | size MB | batch-1 ms | speed-up | batch-32 ex/s | speed-up |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    metric_name = get_task(task).main_metric
+    # QA's F1 is in points already (SQuAD's scale); the other tasks' metrics are in [0, 1]
+    points = 1.0 if task == "qa" else 100.0
+    print(
+        f"task {task}, dev {args.dev} ({len(examples)} examples, {len(timed)} timed), {args.threads} "
+        f"thread(s), {args.rounds} rounds; torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, "
+        f"CPU capability {torch.backends.cpu.get_cpu_capability()}; load average {load_before:.1f} when "
+        f"the measurements started, {load_after:.1f} when they ended"
+    )
+    print(
+        f"| model | {metric_name} | vs teacher (points) | parameters | size MB | batch-1 ms | speed-up | "
+        "batch-32 ex/s | speed-up |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
         print(
-            f"| {row.name} | {row.metric:.4f} | {row.parameters:,} | {row.size_bytes / 1e6:.1f} | "
-            f"{row.latency_ms:.1f} | {base.latency_ms / row.latency_ms:.2f}x | {row.throughput:.1f} | "
-            f"{row.throughput / base.throughput:.2f}x |"
+            f"| {row.name} | {row.metric:.4f} | {points * (row.metric - base.metric):+.1f} | {row.parameters:,} | "
+            f"{row.size_bytes / 1e6:.1f} | {row.latency_ms:.1f} | {base.latency_ms / row.latency_ms:.2f}x | "
+            f"{row.throughput:.1f} | {row.throughput / base.throughput:.2f}x |"
         )
     if args.json:
         fields = ("name", "metric", "parameters", "size_bytes", "latency_ms", "throughput")
-        args.json.write_text(json.dumps([{f: getattr(r, f) for f in fields} for r in rows], indent=2) + "\n")
+        atomic_write_json(args.json, [{f: getattr(r, f) for f in fields} for r in rows])
 
 
 if __name__ == "__main__":
