@@ -4,11 +4,11 @@ Given a pretrained model directory (``OUT/model`` of ``bertforge pretrain``, e.g
 ``recipes/cpu-hour.toml``), this script
 
 1. builds the *random-init twin*: the same ``config.json`` architecture, the same tokenizer, fresh
-   weights drawn by the same initialiser pretraining starts from
-   (``AutoModelForMaskedLM.from_config`` after ``torch.manual_seed(--init-seed)``), saved beside the results as ``OUT/random-init/``;
+   weights drawn by the same initialiser pretraining starts from (``AutoModelForMaskedLM.from_config``
+   after ``torch.manual_seed(--init-seed)``), saved beside the results as ``OUT/random-init/``;
 2. fine-tunes both with exactly the same recipe (``bertforge finetune``: ``--epochs``, ``--lr``,
-   ``--batch-size``, ``--max-seq-length``, ``--dropout``, the first ``--train-limit`` training examples, ``--seeds``)
-   on three tasks of ``../shared/datasets``:
+   ``--batch-size``, ``--max-seq-length``, ``--dropout``, the first ``--train-limit`` training
+   examples, ``--seeds``) on three tasks of ``../shared/datasets``:
 
    * ChnSentiCorp (Chinese sentiment, dev accuracy),
    * CLUENER (Chinese fine-grained NER, dev entity F1),
@@ -18,16 +18,24 @@ Given a pretrained model directory (``OUT/model`` of ``bertforge pretrain``, e.g
 
 Each (task, arm) is one ``bertforge finetune --seeds`` run in its own single-threaded process
 (``--jobs`` of them at once: 2 suits a 2-core machine); its ``summary.json`` is reused when the
-script is rerun, so an interrupted comparison continues where it stopped (``--fresh`` redoes it).
+script is rerun with the same settings, so an interrupted comparison continues where it stopped
+(``--fresh`` redoes everything). ``--arms random-init`` runs one arm alone (e.g. while pretraining
+still runs, from any checkpoint of the same architecture).
 
 ``--curve CKPT [CKPT ...]`` fine-tunes intermediate pretraining checkpoints (``checkpoint-NNNNNN``
-directories) on ChnSentiCorp with one seed, the same recipe, and prints downstream accuracy against
-the pretraining step and the checkpoint's held-out MLM accuracy (read from the run's
-``metrics.jsonl``): whether the payoff grows with pretraining.
+directories) on ChnSentiCorp with the first seed and the same recipe, and prints downstream accuracy
+against the pretraining step, the checkpoint's held-out MLM accuracy (from the run's
+``metrics.jsonl``) and how evenly its last layer's [CLS] attends over the text (1.0: uniform, as at
+random init): whether the payoff grows with pretraining, and why a classifier on [CLS] may start
+worse from an early checkpoint than from random weights. ``--checks`` looks for defects instead:
+which weights reach the task models, whether the fine-tuning tokenizer is the pretraining one, and
+how much of each task the vocabulary spells.
 
     python benchmarks/pretrain_payoff.py --model runs/cpu-hour/model [--out runs/payoff]
-        [--tasks chnsenticorp,cluener,conll2003] [--seeds 0,1,2] [--train-limit 4000] [--epochs 3]
-        [--lr 3e-4] [--jobs 2] [--data-root DIR] [--curve runs/cpu-hour/checkpoint-*]
+        [--tasks chnsenticorp,cluener,conll2003] [--seeds 0,1,2] [--train-limit 2000] [--epochs 3]
+        [--lr 3e-4] [--jobs 2] [--data-root DIR]
+    python benchmarks/pretrain_payoff.py --curve runs/cpu-hour/checkpoint-000500 ... [--model DIR]
+    python benchmarks/pretrain_payoff.py --checks --model runs/cpu-hour/model
 """
 
 from __future__ import annotations
@@ -118,9 +126,11 @@ def finetune_command(args: argparse.Namespace, task: Task, model: Path, out: Pat
 
 
 def run_job(command: list[str], out: Path, fresh: bool) -> dict[str, Any]:
-    """Run one ``finetune --seeds`` set single-threaded; its summary.json (reused if present)."""
-    summary = out / "summary.json"
-    if summary.exists() and not fresh:
+    """Run one ``finetune --seeds`` set single-threaded; its summary.json, reused when the same
+    command already finished into ``out``."""
+    summary, recorded = out / "summary.json", out.with_name(out.name + ".command.json")
+    same = recorded.exists() and json.loads(recorded.read_text()) == command[1:]  # any interpreter
+    if summary.exists() and same and not fresh:
         return json.loads(summary.read_text())
     shutil.rmtree(out, ignore_errors=True)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -132,6 +142,7 @@ def run_job(command: list[str], out: Path, fresh: bool) -> dict[str, Any]:
         done = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT, env=env)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed (exit {done.returncode}); see {log}")
+    recorded.write_text(json.dumps(command[1:]))
     print(f"  done {out} in {time.perf_counter() - start:.0f}s", flush=True)
     return json.loads(summary.read_text())
 
@@ -195,10 +206,11 @@ def eval_records(run_dir: Path) -> Iterator[dict[str, Any]]:
                 yield record
 
 
-def mean_cosine(model_dir: Path, texts: list[str]) -> float:
-    """Mean cosine similarity between the last-layer [CLS] vectors (what the classifier reads,
-    through the pooler) of different ``texts``: near 1 when the encoder maps every input to about
-    the same vector, a collapsed representation that fine-tuning must first undo."""
+def cls_attention_spread(model_dir: Path, texts: list[str]) -> float:
+    """How evenly the last layer's [CLS] attends over each text: the entropy of its attention
+    (averaged over heads and texts) over the entropy of uniform attention, log(tokens). 1.0 means
+    [CLS] reads the mean of the tokens, a bag of words (random init is there); lower means it looks
+    at a few positions, and a classifier on [CLS] sees less of the text until fine-tuning moves it."""
     import torch
 
     from bertforge.auto import AutoModel
@@ -207,17 +219,19 @@ def mean_cosine(model_dir: Path, texts: list[str]) -> float:
     model, tokenizer = AutoModel.from_pretrained(model_dir).eval(), load_tokenizer(model_dir)
     batch = tokenizer(texts, padding=True, truncation=True, max_length=128, return_tensors="pt")
     with torch.inference_mode():
-        hidden = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
-    cls = torch.nn.functional.normalize(hidden[:, 0], dim=-1)  # (B, H)
-    similarity = cls @ cls.T
-    n = len(texts)
-    return float((similarity.sum() - similarity.diagonal().sum()) / (n * (n - 1)))
+        outputs = model(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], output_attentions=True
+        )
+    from_cls = outputs.attentions[-1][:, :, 0, :]  # (B, heads, T): where [CLS] looks
+    entropy = -(from_cls * from_cls.clamp_min(1e-12).log()).sum(-1)  # (B, heads); padding has 0 weight
+    uniform = batch["attention_mask"].sum(1).float().log().unsqueeze(1)  # (B, 1)
+    return float((entropy / uniform).mean())
 
 
 def curve(args: argparse.Namespace) -> None:
     """ChnSentiCorp after fine-tuning each pretraining checkpoint (one seed), with the checkpoint's
-    held-out MLM accuracy and how collapsed its representations are; step 0 is the random-init twin
-    (seed 0 of the comparison's random-init arm when that has run)."""
+    held-out MLM accuracy and [CLS] attention spread. Step 0 is the random-init twin and ``--model``
+    (the final model) the last step: the first seed of the comparison's arms when they have run."""
     from bertforge.tasks.registry import get_task
 
     task = TASKS["chnsenticorp"]
@@ -229,6 +243,12 @@ def curve(args: argparse.Namespace) -> None:
     random_job = (0, twin, arm_out, args.seeds) if (arm_out / "summary.json").exists() else None
     jobs = [(checkpoint_step(c), c, args.out / f"curve-{checkpoint_step(c)}", seed) for c in checkpoints]
     jobs.append(random_job or (0, twin, args.out / "curve-0", seed))
+    if args.model is not None:
+        final_step, arm_out = max(evals), args.out / f"{task.name}-pretrained"
+        done = (arm_out / "summary.json").exists()
+        jobs.append(
+            (final_step, args.model, *((arm_out, args.seeds) if done else (args.out / "curve-final", seed)))
+        )
     with ThreadPoolExecutor(args.jobs) as pool:
         summaries = list(
             pool.map(
@@ -238,14 +258,14 @@ def curve(args: argparse.Namespace) -> None:
         )
     texts = [e.text for e in get_task(task.kind).read(args.data_root / task.dev, {}).examples[:128]]
     print(f"\nChnSentiCorp dev accuracy after fine-tuning (seed {seed}) against pretraining progress")
-    print("| pretraining step | held-out MLM accuracy | mean cosine between texts | ChnSentiCorp accuracy |")
+    print("| pretraining step | held-out MLM accuracy | [CLS] attention spread | ChnSentiCorp accuracy |")
     print("|---|---|---|---|")
     for (step, model, _, _), summary in sorted(zip(jobs, summaries, strict=True), key=lambda j: j[0][0]):
         mlm = evals.get(step, {}).get("eval_mlm_accuracy")
         shown = f"{100 * mlm:.1f}" if mlm is not None else "-"
         label = f"{step}" if step else "0 (random init)"
         accuracy = 100 * per_seed(summary, task.metric)[0]
-        print(f"| {label} | {shown} | {mean_cosine(model, texts):.3f} | {accuracy:.1f} |")
+        print(f"| {label} | {shown} | {cls_attention_spread(model, texts):.2f} | {accuracy:.1f} |")
 
 
 def checks(args: argparse.Namespace) -> None:
@@ -306,7 +326,7 @@ def main() -> None:
     parser.add_argument(
         "--arms", type=lambda s: s.split(","), default=list(ARMS), help="pretrained,random-init"
     )
-    parser.add_argument("--train-limit", type=int, default=4000, help="first N training examples (0: all)")
+    parser.add_argument("--train-limit", type=int, default=2000, help="first N training examples (0: all)")
     parser.add_argument("--dev-limit", type=int, default=0, help="first N dev examples (0: all)")
     parser.add_argument("--epochs", type=float, default=3.0)
     parser.add_argument("--lr", type=float, default=3e-4)
