@@ -349,6 +349,9 @@ def main() -> None:
     unknown = sorted(set(args.tasks) - set(TASKS))
     if unknown:
         parser.error(f"unknown task(s) {', '.join(unknown)}; choose from {', '.join(TASKS)}")
+    unknown = sorted(set(args.arms) - set(ARMS))
+    if unknown:
+        parser.error(f"unknown arm(s) {', '.join(unknown)}; choose from {', '.join(ARMS)}")
     if args.checks:
         checks(args)
     elif args.curve:
