@@ -47,9 +47,20 @@ def test_bundled_recipes_cover_the_classic_setups() -> None:
         "spanbert",
         "chinese-wwm",
         "sanity-cpu",
+        "cpu-hour",
     } <= names
     bert = load_recipe(RECIPES[[p.stem for p in RECIPES].index("bert-base")])
     assert [(p.fraction, p.max_seq_length) for p in bert.phases()] == [(0.9, 128), (0.1, 512)]
+
+
+def test_cpu_hour_recipe_is_a_one_hour_cramming_run_of_bert_tiny() -> None:
+    config = load_recipe(RECIPES[[p.stem for p in RECIPES].index("cpu-hour")])
+    model = config.model.bert_config(vocab_size=16000)
+    assert (model.num_hidden_layers, model.hidden_size, model.max_position_embeddings) == (2, 128, 128)
+    assert model.hidden_dropout_prob == model.attention_probs_dropout_prob == 0.0
+    assert config.train.budget_seconds == 3600 and config.train.dtype == "fp32"
+    assert config.data.objective == "mlm" and config.data.max_seq_length == 128
+    assert (config.optim.lr, config.train.batch_size * config.train.grad_accum) == (2e-3, 32)
 
 
 def test_overrides_are_coerced_to_the_field_types(tmp_path: Path) -> None:
