@@ -23,6 +23,7 @@ whenever labels are given; -100 labels are ignored.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -93,6 +94,10 @@ def _flat_choices(t: torch.Tensor | None) -> torch.Tensor | None:
 
 class EncoderHead(PreTrainedModel):
     """A head model over any family's encoder, kept at ``self.<base_model_prefix>``."""
+
+    # Whether the training loss reads the padding's outputs: if so, training runs padded, not
+    # packed (bertforge.ops.unpadded), which would change them.
+    loss_reads_padding: ClassVar[bool] = False
 
     # Set by each family's __init__; the head modules the default hooks read.
     num_labels: int
@@ -295,6 +300,9 @@ class TokenClassificationHead(EncoderHead):
 class QuestionAnsweringHead(EncoderHead):
     """Extractive QA: ``qa_outputs`` gives start and end logits for every token (the answer span
     is chosen outside)."""
+
+    # The span loss, as transformers', is a softmax over every position, the padding included.
+    loss_reads_padding = True
 
     qa_outputs: nn.Linear
 

@@ -297,10 +297,9 @@ def training_step(
     ``model``); ``loss`` defaults to :func:`label_loss`. Returns the loss."""
     device = next(model.parameters()).device
     batch = {k: v.to(device) for k, v in batch.items()}
-    # Unpadded where the loss reads real tokens only (labels at padding are ignored, [CLS] is real).
-    # Not for QA: its span loss, as transformers', takes the softmax over the padding's logits too,
-    # which a packed run would change (zeros in place of the padded run's numbers).
-    packed = unpadded() if "start_positions" not in batch else contextlib.nullcontext()
+    # Unpadded where the loss reads real tokens only (labels at padding are ignored, [CLS] is real);
+    # a head whose loss reads the padding (QA's span loss) says so and runs padded.
+    packed = contextlib.nullcontext() if getattr(model, "loss_reads_padding", False) else unpadded()
     with autocast(dtype, device), packed:
         value = (loss or label_loss)(model, batch)
     value.backward()
