@@ -64,9 +64,9 @@ import numpy as np
 
 from ..errors import BertForgeError
 from .masking_config import CORRECTION_STRATEGIES, STRATEGIES, MaskingConfig
-from .masking_corruption import _correct, _corrupt
+from .masking_corruption import correct_with_similar_words, corrupt_80_10_10
 from .masking_ernie import entity_units, phrase_units
-from .masking_selection import _whole_words, ngram_probs, select_ngrams, select_spans, span_length_probs
+from .masking_selection import ngram_probs, select_ngrams, select_spans, select_whole_words, span_length_probs
 from .masking_tables import (
     MaskingTables,
     build_masking_tables,
@@ -204,7 +204,7 @@ def _mask(
     def corrupt(
         positions: np.ndarray, decisions: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        _corrupt(masked, labels, positions, decisions, config, rng, mask_token_id, replacements)
+        corrupt_80_10_10(masked, labels, positions, decisions, config, rng, mask_token_id, replacements)
         return masked, labels, bounds
 
     if config.strategy == "token":
@@ -221,7 +221,7 @@ def _mask(
     word_pos = candidates[word_first]  # [W] position of each word's first token
     if config.strategy in ("whole-word", "ngram"):
         if config.strategy == "whole-word":
-            chosen = _whole_words(word_len, budget, rng)
+            chosen = select_whole_words(word_len, budget, rng)
         else:
             chosen = np.zeros(len(word_len), dtype=np.bool_)
             for start, n in select_ngrams(word_len, word_pos, budget, config.max_ngram, rng):
@@ -230,7 +230,9 @@ def _mask(
         positions = candidates[picked]
         if config.correction:
             similar = tables.similar if tables is not None else None
-            _correct(masked, labels, positions, word_of[picked], config, rng, replacements, similar)
+            correct_with_similar_words(
+                masked, labels, positions, word_of[picked], config, rng, replacements, similar
+            )
             return masked, labels, bounds
         return corrupt(positions, rng.random(len(positions)))
     if config.strategy == "span":
@@ -255,7 +257,7 @@ def _mask(
         units = entity_units(input_ids, candidates, starts, word_of, entities or {})
     unit_first = np.array([word_first[w] for w, _ in units], dtype=np.int64)  # candidate index
     unit_len = np.array([int(word_len[w : w + n].sum()) for w, n in units], dtype=np.int64)  # tokens per unit
-    chosen_units = np.flatnonzero(_whole_words(unit_len, budget, rng))
+    chosen_units = np.flatnonzero(select_whole_words(unit_len, budget, rng))
     pieces = [candidates[unit_first[u] : unit_first[u] + unit_len[u]] for u in chosen_units]
     positions = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int64)
     decisions = np.repeat(rng.random(len(chosen_units)), unit_len[chosen_units])

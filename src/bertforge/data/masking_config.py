@@ -15,7 +15,7 @@ CORRECTION_STRATEGIES = ("whole-word", "ngram")  # MacBERT: whole words and n-gr
 
 @dataclass
 class MaskingConfig:
-    """What to predict and how to corrupt it; see the module docstring for the strategies."""
+    """What to predict and how to corrupt it; see the docstring of :mod:`.masking` for the strategies."""
 
     strategy: str = "token"
     mlm_probability: float = 0.15

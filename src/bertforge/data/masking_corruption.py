@@ -8,7 +8,7 @@ import numpy as np
 from .masking_config import MaskingConfig
 
 
-def _corrupt(
+def corrupt_80_10_10(
     masked: np.ndarray,
     labels: np.ndarray,
     positions: np.ndarray,
@@ -29,7 +29,7 @@ def _corrupt(
     return masked, labels
 
 
-def _correct(
+def correct_with_similar_words(
     masked: np.ndarray,
     labels: np.ndarray,
     positions: np.ndarray,

@@ -24,7 +24,7 @@ def ngram_probs(max_ngram: int) -> np.ndarray:
     return probs / probs.sum()
 
 
-def _whole_words(word_len: np.ndarray, budget: int, rng: np.random.Generator) -> np.ndarray:
+def select_whole_words(word_len: np.ndarray, budget: int, rng: np.random.Generator) -> np.ndarray:
     """bool [W]: words in random order, each kept if it still fits in the budget (BERT's greedy)."""
     order = rng.permutation(len(word_len))
     lengths = word_len[order]
@@ -47,7 +47,7 @@ def _whole_words(word_len: np.ndarray, budget: int, rng: np.random.Generator) ->
 def select_ngrams(
     word_len: np.ndarray, word_pos: np.ndarray, budget: int, max_ngram: int, rng: np.random.Generator
 ) -> list[tuple[int, int]]:
-    """ALBERT's n-grams as (first word, n), in selection order (see the module docstring).
+    """ALBERT's n-grams as (first word, n), in selection order (see the docstring of :mod:`.masking`).
 
     ``word_len[w]``/``word_pos[w]``: token count and position of maskable word w (words in order).
     """
