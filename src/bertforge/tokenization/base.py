@@ -8,6 +8,9 @@ tokenizer.json, the fingerprint) lives here once, so the families cannot drift a
 
 Batches always go through ``Tokenizer.encode_batch``, which runs in parallel in Rust; Python only
 touches whole sequences, never single tokens.
+
+The names of the files beside the vocabulary and their readers live in :mod:`.config_files`;
+this module re-exports them.
 """
 
 from __future__ import annotations
@@ -28,24 +31,33 @@ from tokenizers import AddedToken, Encoding, Tokenizer
 from ..encoding import BatchEncoding, as_array
 from ..errors import BertForgeError
 from ..fileio import atomic_write_json, atomic_write_text
+from .config_files import (
+    ALL_SPECIAL_TOKEN_KEYS,
+    SPECIAL_TOKENS_MAP_FILE,
+    TOKENIZER_CONFIG_FILE,
+    TOKENIZER_FILE,
+    added_tokens_decoder,
+    read_json,
+    read_settings,
+)
+
+# Re-exported: callers imported these from here before config_files.py held them.
+__all__ = [
+    "ALL_SPECIAL_TOKEN_KEYS",
+    "LARGE_INTEGER",
+    "SPECIAL_TOKENS_MAP_FILE",
+    "TOKENIZER_CONFIG_FILE",
+    "TOKENIZER_FILE",
+    "FastTokenizer",
+    "added_tokens_decoder",
+    "read_json",
+    "read_settings",
+]
 
 logger = logging.getLogger(__name__)
 
-TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
-SPECIAL_TOKENS_MAP_FILE = "special_tokens_map.json"
-TOKENIZER_FILE = "tokenizer.json"
 # transformers treats a model_max_length above this as "no limit" (it stores 1e30 when none is known).
 LARGE_INTEGER = int(1e20)
-# transformers' SPECIAL_TOKENS_ATTRIBUTES order, so all_special_ids lines up with theirs.
-ALL_SPECIAL_TOKEN_KEYS = (
-    "bos_token",
-    "eos_token",
-    "unk_token",
-    "sep_token",
-    "pad_token",
-    "cls_token",
-    "mask_token",
-)
 _PADDING = ("longest", "max_length", "do_not_pad")
 _TRUNCATION = ("longest_first", "only_first", "only_second", "do_not_truncate")
 
@@ -71,46 +83,6 @@ def _clean_up_tokenization(text: str) -> str:
 def _to_id_list(ids: Any) -> Any:
     ids = ids.tolist() if hasattr(ids, "tolist") else ids
     return [ids] if isinstance(ids, int) else ids
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    """A JSON object from ``path``; anything else is a BertForgeError naming the file."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BertForgeError(f"cannot read {path}: {exc}; fix or delete the file") from exc
-    if not isinstance(data, dict):
-        raise BertForgeError(f"{path} must hold a JSON object, not {type(data).__name__}")
-    return data
-
-
-def read_settings(directory: Path, keys: Sequence[str]) -> dict[str, Any]:
-    """The ``keys`` found in special_tokens_map.json and tokenizer_config.json (the latter wins)."""
-    config: dict[str, Any] = {}
-    for name in (SPECIAL_TOKENS_MAP_FILE, TOKENIZER_CONFIG_FILE):
-        if (directory / name).is_file():
-            config.update(read_json(directory / name))
-    settings = {key: config[key] for key in keys if key in config}
-    for key in ALL_SPECIAL_TOKEN_KEYS:  # saved AddedTokens look like {"content": "[UNK]", ...}
-        if isinstance(settings.get(key), dict):
-            settings[key] = settings[key].get("content")
-    return settings
-
-
-def added_tokens_decoder(tokenizer: FastTokenizer) -> dict[str, dict[str, Any]]:
-    """transformers' ``added_tokens_decoder`` entry: how each special token matches raw text."""
-    entries: dict[str, dict[str, Any]] = {}
-    for token in tokenizer.all_special_tokens:
-        added = tokenizer._added_token(token)
-        entries[str(tokenizer.get_vocab()[token])] = {
-            "content": token,
-            "lstrip": added.lstrip,
-            "normalized": added.normalized,
-            "rstrip": added.rstrip,
-            "single_word": added.single_word,
-            "special": True,
-        }
-    return dict(sorted(entries.items(), key=lambda item: int(item[0])))
 
 
 class FastTokenizer:
