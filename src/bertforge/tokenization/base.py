@@ -71,6 +71,91 @@ def _is_pair(item: Any) -> bool:
     return isinstance(item, (list, tuple)) and len(item) == 2 and all(isinstance(x, str) for x in item)
 
 
+def text_inputs(text: Any, text_pair: Any, batched: bool) -> list[Any]:
+    """What the encoder takes for one text (or pair) or a batch of texts (or pairs, also given as
+    (text, text_pair) tuples), after checking that every text is a str."""
+    if not batched:
+        if not isinstance(text, str):
+            raise BertForgeError(f"text must be a str or a list of str, not {type(text).__name__}")
+        if text_pair is not None and not isinstance(text_pair, str):
+            raise BertForgeError(f"text_pair for a single text must be a str, not {type(text_pair).__name__}")
+        # transformers treats an empty text_pair as no pair at all; so do we, for equal ids.
+        return [(text, text_pair)] if text_pair else [text]
+    if text_pair is None and text and all(_is_pair(t) for t in text):
+        # A batch of (text, text_pair) tuples, as transformers accepts it.
+        text, text_pair = [t[0] for t in text], [t[1] for t in text]
+    bad = next((i for i, t in enumerate(text) if not isinstance(t, str)), None)
+    if bad is not None:
+        raise BertForgeError(
+            f"text[{bad}] is a {type(text[bad]).__name__}; every text must be a str "
+            "(or every item a (text, text_pair) tuple)"
+        )
+    if text_pair is None:
+        return list(text)
+    if not isinstance(text_pair, (list, tuple)) or len(text_pair) != len(text):
+        got = f"{len(text_pair)} items" if isinstance(text_pair, (list, tuple)) else type(text_pair).__name__
+        raise BertForgeError(
+            f"text has {len(text)} items but text_pair has {got}; pass one pair text per text, "
+            "as a list of the same length"
+        )
+    bad = next((i for i, t in enumerate(text_pair) if not isinstance(t, str)), None)
+    if bad is not None:
+        raise BertForgeError(f"text_pair[{bad}] is a {type(text_pair[bad]).__name__}; pairs must be str")
+    return list(zip(text, text_pair, strict=True))
+
+
+def word_inputs(text: Any, text_pair: Any, batched: bool) -> list[Any]:
+    """Pre-split input: a list of words per text (and per pair text)."""
+    texts = list(text) if batched else [text]
+    pairs = None if text_pair is None else (list(text_pair) if batched else [text_pair])
+    for name, rows in (("text", texts), ("text_pair", pairs or [])):
+        for i, words in enumerate(rows):
+            if not isinstance(words, (list, tuple)) or not all(isinstance(w, str) for w in words):
+                raise BertForgeError(
+                    f"with is_split_into_words=True, {name}[{i}] must be a list of str words "
+                    f"(got {type(words).__name__}); pass e.g. ['John', 'lives', 'in', 'Paris']"
+                )
+    if pairs is None:
+        return [list(words) for words in texts]
+    if len(pairs) != len(texts):
+        raise BertForgeError(f"text has {len(texts)} items but text_pair has {len(pairs)}; pass one per text")
+    return [(list(a), list(b)) for a, b in zip(texts, pairs, strict=True)]
+
+
+def resolve_padding_truncation(
+    padding: Any, truncation: Any, max_length: int | None, model_max_length: int
+) -> tuple[str, str, int | None]:
+    """Resolve padding/truncation arguments the way transformers' _get_padding_truncation_strategies does."""
+    padding, truncation = _strategy(padding), _strategy(truncation)
+    if max_length is not None and padding is False and truncation is None:
+        truncation = "longest_first"  # transformers' backward-compatible default
+    pad = "longest" if padding is True else "do_not_pad" if padding in (False, None) else padding
+    trunc = (
+        "longest_first"
+        if truncation is True
+        else "do_not_truncate"
+        if truncation in (False, None)
+        else truncation
+    )
+    if pad not in _PADDING:
+        raise BertForgeError(
+            f"padding={padding!r} is not one of True, False, {', '.join(map(repr, _PADDING))}"
+        )
+    if trunc not in _TRUNCATION:
+        raise BertForgeError(
+            f"truncation={truncation!r} is not one of True, False, {', '.join(map(repr, _TRUNCATION))}"
+        )
+    if max_length is not None and (not isinstance(max_length, int) or max_length < 1):
+        raise BertForgeError(f"max_length={max_length!r} must be a positive int (or None)")
+    if max_length is None:
+        limit = model_max_length if model_max_length <= LARGE_INTEGER else None
+        if pad == "max_length":
+            pad, max_length = ("max_length", limit) if limit else ("do_not_pad", None)
+        if trunc != "do_not_truncate":
+            trunc, max_length = (trunc, limit) if limit else ("do_not_truncate", max_length)
+    return pad, trunc, max_length
+
+
 def _clean_up_tokenization(text: str) -> str:
     """transformers' clean_up_tokenization: re-attach punctuation and English contractions."""
     for dirty, clean in ((" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't")):
@@ -317,15 +402,17 @@ class FastTokenizer:
         """
         if is_split_into_words:
             batched = isinstance(text, (list, tuple)) and bool(text) and isinstance(text[0], (list, tuple))
-            inputs = self._word_inputs(text, text_pair, batched)
+            inputs = word_inputs(text, text_pair, batched)
         else:
             batched = isinstance(text, (list, tuple))
-            inputs = self._inputs(text, text_pair, batched)
+            inputs = text_inputs(text, text_pair, batched)
         if return_tensors not in (None, "pt", "np"):
             raise BertForgeError(
                 f"return_tensors={return_tensors!r} is not supported; use None, 'pt' or 'np'"
             )
-        pad, trunc, max_length = self._strategies(padding, truncation, max_length)
+        pad, trunc, max_length = resolve_padding_truncation(
+            padding, truncation, max_length, self.model_max_length
+        )
         encodings = self._encode(
             inputs,
             add_special_tokens,
@@ -370,94 +457,6 @@ class FastTokenizer:
                 key: rows[0] if rows and isinstance(rows[0], list) else rows for key, rows in data.items()
             }
         return BatchEncoding(data, encodings)
-
-    def _inputs(self, text: Any, text_pair: Any, batched: bool) -> list[Any]:
-        if not batched:
-            if not isinstance(text, str):
-                raise BertForgeError(f"text must be a str or a list of str, not {type(text).__name__}")
-            if text_pair is not None and not isinstance(text_pair, str):
-                raise BertForgeError(
-                    f"text_pair for a single text must be a str, not {type(text_pair).__name__}"
-                )
-            # transformers treats an empty text_pair as no pair at all; so do we, for equal ids.
-            return [(text, text_pair)] if text_pair else [text]
-        if text_pair is None and text and all(_is_pair(t) for t in text):
-            # A batch of (text, text_pair) tuples, as transformers accepts it.
-            text, text_pair = [t[0] for t in text], [t[1] for t in text]
-        bad = next((i for i, t in enumerate(text) if not isinstance(t, str)), None)
-        if bad is not None:
-            raise BertForgeError(
-                f"text[{bad}] is a {type(text[bad]).__name__}; every text must be a str "
-                "(or every item a (text, text_pair) tuple)"
-            )
-        if text_pair is None:
-            return list(text)
-        if not isinstance(text_pair, (list, tuple)) or len(text_pair) != len(text):
-            got = (
-                f"{len(text_pair)} items"
-                if isinstance(text_pair, (list, tuple))
-                else type(text_pair).__name__
-            )
-            raise BertForgeError(
-                f"text has {len(text)} items but text_pair has {got}; pass one pair text per text, "
-                "as a list of the same length"
-            )
-        bad = next((i for i, t in enumerate(text_pair) if not isinstance(t, str)), None)
-        if bad is not None:
-            raise BertForgeError(f"text_pair[{bad}] is a {type(text_pair[bad]).__name__}; pairs must be str")
-        return list(zip(text, text_pair, strict=True))
-
-    def _word_inputs(self, text: Any, text_pair: Any, batched: bool) -> list[Any]:
-        """Pre-split input: a list of words per text (and per pair text)."""
-        texts = list(text) if batched else [text]
-        pairs = None if text_pair is None else (list(text_pair) if batched else [text_pair])
-        for name, rows in (("text", texts), ("text_pair", pairs or [])):
-            for i, words in enumerate(rows):
-                if not isinstance(words, (list, tuple)) or not all(isinstance(w, str) for w in words):
-                    raise BertForgeError(
-                        f"with is_split_into_words=True, {name}[{i}] must be a list of str words "
-                        f"(got {type(words).__name__}); pass e.g. ['John', 'lives', 'in', 'Paris']"
-                    )
-        if pairs is None:
-            return [list(words) for words in texts]
-        if len(pairs) != len(texts):
-            raise BertForgeError(
-                f"text has {len(texts)} items but text_pair has {len(pairs)}; pass one per text"
-            )
-        return [(list(a), list(b)) for a, b in zip(texts, pairs, strict=True)]
-
-    def _strategies(
-        self, padding: Any, truncation: Any, max_length: int | None
-    ) -> tuple[str, str, int | None]:
-        """Resolve padding/truncation arguments the way transformers' _get_padding_truncation_strategies does."""
-        padding, truncation = _strategy(padding), _strategy(truncation)
-        if max_length is not None and padding is False and truncation is None:
-            truncation = "longest_first"  # transformers' backward-compatible default
-        pad = "longest" if padding is True else "do_not_pad" if padding in (False, None) else padding
-        trunc = (
-            "longest_first"
-            if truncation is True
-            else "do_not_truncate"
-            if truncation in (False, None)
-            else truncation
-        )
-        if pad not in _PADDING:
-            raise BertForgeError(
-                f"padding={padding!r} is not one of True, False, {', '.join(map(repr, _PADDING))}"
-            )
-        if trunc not in _TRUNCATION:
-            raise BertForgeError(
-                f"truncation={truncation!r} is not one of True, False, {', '.join(map(repr, _TRUNCATION))}"
-            )
-        if max_length is not None and (not isinstance(max_length, int) or max_length < 1):
-            raise BertForgeError(f"max_length={max_length!r} must be a positive int (or None)")
-        if max_length is None:
-            limit = self.model_max_length if self.model_max_length <= LARGE_INTEGER else None
-            if pad == "max_length":
-                pad, max_length = ("max_length", limit) if limit else ("do_not_pad", None)
-            if trunc != "do_not_truncate":
-                trunc, max_length = (trunc, limit) if limit else ("do_not_truncate", max_length)
-        return pad, trunc, max_length
 
     def _encode(
         self,
@@ -531,7 +530,7 @@ class FastTokenizer:
 
     def tokenize(self, text: str) -> list[str]:
         """Sub-word tokens of ``text`` without the special tokens around it."""
-        return self._encode([self._inputs(text, None, False)[0]], add_special_tokens=False)[0].tokens
+        return self._encode([text_inputs(text, None, False)[0]], add_special_tokens=False)[0].tokens
 
     def encode(
         self,
