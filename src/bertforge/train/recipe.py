@@ -42,7 +42,7 @@ from .pretrain_config import (
     PretrainConfig,
     TrainSection,
 )
-from .recipe_coercion import _build, _fields, _unknown_key
+from .recipe_coercion import build_dataclass, field_types, unknown_key_error
 from .recipe_dump import dump_toml
 
 # Re-exported: callers imported these from here before the parts had modules of their own.
@@ -90,9 +90,9 @@ def parse_overrides(argv: list[str]) -> dict[str, str]:
 
 def _apply_override(raw: dict[str, Any], key: str, value: str) -> None:
     parts = key.split(".")
-    sections = _fields(PretrainConfig)
+    sections = field_types(PretrainConfig)
     if parts[0] not in sections:
-        raise _unknown_key(
+        raise unknown_key_error(
             key, [f"{s}.KEY" if dataclasses.is_dataclass(t) else s for s, t in sections.items()], "the recipe"
         )
     if dataclasses.is_dataclass(sections[parts[0]]):
@@ -107,11 +107,11 @@ def _apply_override(raw: dict[str, Any], key: str, value: str) -> None:
     elif len(parts) == 1:
         raw[key] = value
     else:
-        raise _unknown_key(key, sections, "the recipe")
+        raise unknown_key_error(key, sections, "the recipe")
 
 
 def config_from_dict(raw: dict[str, Any]) -> PretrainConfig:
-    return _build(PretrainConfig, raw, "")  # type: ignore[no-any-return]
+    return build_dataclass(PretrainConfig, raw, "")  # type: ignore[no-any-return]
 
 
 def load_recipe(path: str | Path | None = None, overrides: dict[str, str] | None = None) -> PretrainConfig:

@@ -15,20 +15,18 @@ from typing import Any
 from ..errors import BertForgeError
 
 
-def _fields(cls: type) -> dict[str, Any]:
+def field_types(cls: type) -> dict[str, Any]:
+    """Each field of the dataclass ``cls`` and its declared type (string annotations resolved)."""
     hints = typing.get_type_hints(cls)
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
 
-def _unknown_key(key: str, valid: typing.Iterable[str], where: str) -> BertForgeError:
+def unknown_key_error(key: str, valid: typing.Iterable[str], where: str) -> BertForgeError:
+    """The error for a key that ``where`` lacks: its valid keys, and the closest one if any."""
     valid = list(valid)
     close = difflib.get_close_matches(key.rsplit(".", 1)[-1], valid, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     return BertForgeError(f"unknown recipe key {key!r}{hint}; valid keys in {where}: {', '.join(valid)}")
-
-
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", str(tp).replace("typing.", ""))
 
 
 def _coerce(tp: Any, value: Any, key: str) -> Any:
@@ -93,15 +91,17 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise bad("a table")
-        return _build(tp, value, key)  # type: ignore[arg-type]
+        return build_dataclass(tp, value, key)  # type: ignore[arg-type]
     raise AssertionError(f"recipe field {key} has unsupported type {tp}")
 
 
-def _build(cls: type, data: dict[str, Any], where: str) -> Any:
-    fields = _fields(cls)
+def build_dataclass(cls: type, data: dict[str, Any], where: str) -> Any:
+    """``cls`` from ``data`` (a TOML table or override strings), each value coerced to its field's
+    type; ``where`` names the table in errors ("" for the top level)."""
+    fields = field_types(cls)
     for key in data:
         if key not in fields:
-            raise _unknown_key(
+            raise unknown_key_error(
                 f"{where}.{key}" if where else key, fields, f"[{where}]" if where else "the recipe"
             )
     kwargs = {}
