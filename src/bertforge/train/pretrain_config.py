@@ -162,7 +162,7 @@ class DataSection:
 
     def masking_config(self, max_predictions_per_seq: int | None = None, strategy: str | None = None) -> Any:
         """The masking of a phase: ``strategy`` (a phase's ``masking``) overrides data.masking."""
-        from ..data.masking import MaskingConfig
+        from ..data.masking_config import MaskingConfig
 
         return MaskingConfig(
             strategy=strategy or self.masking,
@@ -183,7 +183,7 @@ class DataSection:
         """The similar-word table, entity lexicon and vocabulary classes ``strategies`` need (built
         once per process; None when none is needed). Nearest neighbours (data.similar_from) also
         rank the frequent multi-token words of the training split."""
-        from ..data.masking import build_masking_tables
+        from ..data.masking_tables import build_masking_tables
 
         dataset = None
         if self.correction and self.similar_words is None and self.dataset is not None:
