@@ -81,9 +81,10 @@ def run_demo(
     from .data.build import build_dataset
     from .pipelines import fill_mask, load_masked_lm
     from .tokenizer import BertTokenizer
+    from .train.durations import parse_duration
     from .train.pretrain import pretrain
     from .train.pretrain_data import eval_batches
-    from .train.recipe import load_recipe, parse_duration
+    from .train.recipe import load_recipe
 
     if max_steps is None:
         parse_duration(budget)  # a typo in --budget fails now, not after the vocabulary and dataset

@@ -6,13 +6,9 @@
 from __future__ import annotations
 
 from .encoding import BatchEncoding
-from .tokenization.base import (
-    LARGE_INTEGER,
-    SPECIAL_TOKENS_MAP_FILE,
-    TOKENIZER_CONFIG_FILE,
-    TOKENIZER_FILE,
-    FastTokenizer,
-)
+from .tokenization.base import FastTokenizer
+from .tokenization.call_arguments import LARGE_INTEGER
+from .tokenization.config_files import SPECIAL_TOKENS_MAP_FILE, TOKENIZER_CONFIG_FILE, TOKENIZER_FILE
 from .tokenization.wordpiece import (
     SPECIAL_TOKEN_KEYS,
     TRAIN_SPECIAL_TOKENS,

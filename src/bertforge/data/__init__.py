@@ -4,7 +4,8 @@
 :mod:`~bertforge.data.sentences` for splitting), :mod:`~bertforge.data.build` tokenises them in
 parallel into a sharded dataset directory, :mod:`~bertforge.data.dataset` reads one back
 memory-mapped; :mod:`~bertforge.data.instances`, :mod:`~bertforge.data.masking` and
-:mod:`~bertforge.data.pretraining` turn it into NSP/SOP instances and masked batches.
+:mod:`~bertforge.data.pretraining` turn it into NSP/SOP instances and masked batches (the masking
+strategies' parts live in the ``masking_*`` modules beside :mod:`~bertforge.data.masking`).
 
 Names are imported on first use, so ``import bertforge.data`` stays light (no torch).
 """
@@ -23,7 +24,7 @@ _EXPORTS = {
     "TokenDataset": "dataset",
     "InstanceConfig": "instances",
     "build_instances": "instances",
-    "MaskingConfig": "masking",
+    "MaskingConfig": "masking_config",
     "mask_instance": "masking",
     "PretrainingData": "pretraining",
 }

@@ -47,98 +47,65 @@ Options on top of a strategy:
   (:func:`load_similar_words` or :func:`similar_words_from_embeddings`), with ``random_token_prob``
   (0.1) by random tokens, else kept. A word without a similar word of its token length gets random
   tokens instead, as MacBERT does.
+
+Where the parts live: the config in :mod:`.masking_config`; whole-word, n-gram and span
+selection in :mod:`.masking_selection`; ERNIE's phrase and entity units in :mod:`.masking_ernie`;
+80/10/10 and MacBERT's correction in :mod:`.masking_corruption`; the similar-word, entity and
+vocabulary tables in :mod:`.masking_tables`. This module draws the budget and dispatches, and
+re-exports their public names.
 """
 
 from __future__ import annotations
 
 import functools
-import json
-import logging
-import re
-import unicodedata
 from collections.abc import Iterable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from ..errors import BertForgeError
-from ..fileio import read_text_file
+from .masking_config import CORRECTION_STRATEGIES, STRATEGIES, MaskingConfig
+from .masking_corruption import correct_with_similar_words, corrupt_80_10_10
+from .masking_ernie import entity_units, phrase_units
+from .masking_selection import ngram_probs, select_ngrams, select_spans, select_whole_words, span_length_probs
+from .masking_tables import (
+    MaskingTables,
+    build_masking_tables,
+    dataset_words,
+    load_entity_lexicon,
+    load_similar_words,
+    similar_words_from_embeddings,
+    vocabulary_classes,
+)
 
-STRATEGIES = ("token", "whole-word", "span", "ngram", "phrase", "entity")
-CORRECTION_STRATEGIES = ("whole-word", "ngram")  # MacBERT: whole words and n-grams of them
-log = logging.getLogger(__name__)
+# Re-exported: callers imported these from here before the parts had modules of their own.
+__all__ = [
+    "CORRECTION_STRATEGIES",
+    "STRATEGIES",
+    "MaskingConfig",
+    "MaskingTables",
+    "build_masking_tables",
+    "dataset_words",
+    "entity_units",
+    "load_entity_lexicon",
+    "load_similar_words",
+    "mask_instance",
+    "mask_instance_with_boundaries",
+    "masking_rng",
+    "ngram_probs",
+    "phrase_units",
+    "select_ngrams",
+    "select_spans",
+    "similar_words_from_embeddings",
+    "span_length_probs",
+    "vocabulary_classes",
+]
+
 _MASK_STREAM = 0x4D41534B  # "MASK": keeps masking draws apart from the instance planner's
-
-
-@dataclass
-class MaskingConfig:
-    """What to predict and how to corrupt it; see the module docstring for the strategies."""
-
-    strategy: str = "token"
-    mlm_probability: float = 0.15
-    mask_token_prob: float = 0.8  # of chosen positions -> [MASK]
-    random_token_prob: float = 0.1  # -> random token; the remainder stays unchanged
-    max_predictions_per_seq: int = 20
-    span_geometric_p: float = 0.2
-    max_span_length: int = 10
-    max_ngram: int = 3
-    dynamic: bool = True  # False: static masks, dupe_factor fixed copies (epoch e uses copy e % dupe_factor)
-    dupe_factor: int = 10
-    span_boundary: bool = False  # SpanBERT SBO: also emit each masked token's span boundaries
-    correction: bool = False  # MacBERT: similar word / random / keep, never [MASK]
-
-    def __post_init__(self) -> None:
-        if self.strategy not in STRATEGIES:
-            raise BertForgeError(
-                f"unknown masking strategy {self.strategy!r}; choose from {', '.join(STRATEGIES)}"
-            )
-        if not 0.0 < self.mlm_probability <= 1.0:
-            raise BertForgeError(f"mlm_probability={self.mlm_probability} must be in (0, 1]; BERT uses 0.15")
-        for name in ("mask_token_prob", "random_token_prob"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise BertForgeError(f"{name}={value} is not a probability; use a value in [0, 1]")
-        if self.mask_token_prob + self.random_token_prob > 1.0 + 1e-9:
-            raise BertForgeError(
-                f"mask_token_prob + random_token_prob = {self.mask_token_prob + self.random_token_prob:g} "
-                "exceeds 1; they are shares of the chosen tokens (BERT: 0.8 and 0.1)"
-            )
-        for name in ("max_predictions_per_seq", "max_span_length", "max_ngram", "dupe_factor"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise BertForgeError(f"{name}={value!r} must be a positive integer")
-        if not 0.0 < self.span_geometric_p <= 1.0:
-            raise BertForgeError(
-                f"span_geometric_p={self.span_geometric_p} must be in (0, 1]; SpanBERT uses 0.2"
-            )
-        if self.span_boundary and self.strategy != "span":
-            raise BertForgeError(
-                f'span_boundary needs span masking (SpanBERT); masking is {self.strategy!r}: use masking "span"'
-            )
-        if self.correction and self.strategy not in CORRECTION_STRATEGIES:
-            raise BertForgeError(
-                f"correction (MacBERT) replaces whole words, so it needs word selection: masking "
-                f"{self.strategy!r} is not one of {', '.join(CORRECTION_STRATEGIES)}"
-            )
 
 
 def masking_rng(seed: int, copy: int, index: int) -> np.random.Generator:
     """The generator for instance ``index`` of epoch (or static copy) ``copy``: independent of order."""
     return np.random.Generator(np.random.PCG64([_MASK_STREAM, seed, copy, index]))
-
-
-def span_length_probs(p: float, max_length: int) -> np.ndarray:
-    """SpanBERT's span-length distribution over 1..max_length words: geometric(p), renormalised."""
-    probs = p * (1.0 - p) ** np.arange(max_length)
-    return probs / probs.sum()
-
-
-def ngram_probs(max_ngram: int) -> np.ndarray:
-    """ALBERT's n-gram length distribution over 1..max_ngram: p(n) ∝ 1/n."""
-    probs = 1.0 / np.arange(1, max_ngram + 1)
-    return probs / probs.sum()
 
 
 @functools.lru_cache(maxsize=8)
@@ -151,22 +118,6 @@ def _vocab_tables(vocab_size: int, special_ids: tuple[int, ...]) -> tuple[np.nda
     if len(replacements) == 0:
         raise BertForgeError(f"every id of the vocabulary ({vocab_size}) is special; nothing to mask with")
     return is_special, replacements
-
-
-@dataclass
-class MaskingTables:
-    """Vocabulary-dependent data some strategies need, built once per run (:func:`build_masking_tables`).
-
-    ``similar``: word (tuple of token ids) -> int64 [k, n] similar words of the same token length n
-    (``correction``). ``entities``: first token id -> the lexicon's entities (tuples of token ids)
-    starting with it, longest first (``entity``). ``punctuation`` / ``cjk``: bool [V] per token id,
-    (``phrase``: punctuation separates English chunks, a Chinese word is a phrase by itself).
-    """
-
-    similar: dict[tuple[int, ...], np.ndarray] | None = None
-    entities: dict[int, list[tuple[int, ...]]] | None = None
-    punctuation: np.ndarray | None = None
-    cjk: np.ndarray | None = None
 
 
 def mask_instance(
@@ -253,7 +204,7 @@ def _mask(
     def corrupt(
         positions: np.ndarray, decisions: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        _corrupt(masked, labels, positions, decisions, config, rng, mask_token_id, replacements)
+        corrupt_80_10_10(masked, labels, positions, decisions, config, rng, mask_token_id, replacements)
         return masked, labels, bounds
 
     if config.strategy == "token":
@@ -270,7 +221,7 @@ def _mask(
     word_pos = candidates[word_first]  # [W] position of each word's first token
     if config.strategy in ("whole-word", "ngram"):
         if config.strategy == "whole-word":
-            chosen = _whole_words(word_len, budget, rng)
+            chosen = select_whole_words(word_len, budget, rng)
         else:
             chosen = np.zeros(len(word_len), dtype=np.bool_)
             for start, n in select_ngrams(word_len, word_pos, budget, config.max_ngram, rng):
@@ -279,7 +230,9 @@ def _mask(
         positions = candidates[picked]
         if config.correction:
             similar = tables.similar if tables is not None else None
-            _correct(masked, labels, positions, word_of[picked], config, rng, replacements, similar)
+            correct_with_similar_words(
+                masked, labels, positions, word_of[picked], config, rng, replacements, similar
+            )
             return masked, labels, bounds
         return corrupt(positions, rng.random(len(positions)))
     if config.strategy == "span":
@@ -304,7 +257,7 @@ def _mask(
         units = entity_units(input_ids, candidates, starts, word_of, entities or {})
     unit_first = np.array([word_first[w] for w, _ in units], dtype=np.int64)  # candidate index
     unit_len = np.array([int(word_len[w : w + n].sum()) for w, n in units], dtype=np.int64)  # tokens per unit
-    chosen_units = np.flatnonzero(_whole_words(unit_len, budget, rng))
+    chosen_units = np.flatnonzero(select_whole_words(unit_len, budget, rng))
     pieces = [candidates[unit_first[u] : unit_first[u] + unit_len[u]] for u in chosen_units]
     positions = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int64)
     decisions = np.repeat(rng.random(len(chosen_units)), unit_len[chosen_units])
@@ -316,452 +269,3 @@ def _mask(
         positions = np.concatenate([positions, basic])
         decisions = np.concatenate([decisions, rng.random(len(basic))])
     return corrupt(positions, decisions)
-
-
-def _corrupt(
-    masked: np.ndarray,
-    labels: np.ndarray,
-    positions: np.ndarray,
-    decisions: np.ndarray,
-    config: MaskingConfig,
-    rng: np.random.Generator,
-    mask_token_id: int,
-    replacements: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """80/10/10: ``decisions`` (U[0,1) per position) below mask_token_prob -> [MASK], then random."""
-    labels[positions] = masked[positions]
-    to_mask = decisions < config.mask_token_prob
-    to_random = ~to_mask & (decisions < config.mask_token_prob + config.random_token_prob)
-    masked[positions[to_mask]] = mask_token_id
-    n_random = int(to_random.sum())
-    if n_random:
-        masked[positions[to_random]] = replacements[rng.integers(len(replacements), size=n_random)]
-    return masked, labels
-
-
-def _correct(
-    masked: np.ndarray,
-    labels: np.ndarray,
-    positions: np.ndarray,
-    word_ids: np.ndarray,
-    config: MaskingConfig,
-    rng: np.random.Generator,
-    replacements: np.ndarray,
-    similar: dict[tuple[int, ...], np.ndarray] | None,
-) -> None:
-    """MacBERT: per chosen word (``positions`` ascending, ``word_ids`` the word of each), a similar
-    word (mask_token_prob), random tokens (random_token_prob) or unchanged; never [MASK]."""
-    labels[positions] = masked[positions]
-    if len(positions) == 0:
-        return
-    first = np.flatnonzero(np.r_[True, word_ids[1:] != word_ids[:-1]])
-    bounds = np.append(first, len(positions))
-    decisions = rng.random(len(first))
-    for k, u in enumerate(decisions.tolist()):
-        if u >= config.mask_token_prob + config.random_token_prob:
-            continue  # kept
-        word = positions[bounds[k] : bounds[k + 1]]
-        if u < config.mask_token_prob and similar:
-            options = similar.get(tuple(masked[word].tolist()))
-            if options is not None and len(options):
-                masked[word] = options[rng.integers(len(options))]
-                continue
-        # random (or no similar word of this length: MacBERT then uses a random word too)
-        masked[word] = replacements[rng.integers(len(replacements), size=len(word))]
-
-
-def phrase_units(
-    word_len: np.ndarray,
-    word_pos: np.ndarray,
-    first_ids: np.ndarray,
-    tables: MaskingTables | None,
-    rng: np.random.Generator,
-) -> list[tuple[int, int]]:
-    """ERNIE phrases as (first word, number of words): a Chinese (jieba) word or a punctuation
-    token is a unit alone; a run of other adjacent words is cut into chunks of 2-4 words (uniform),
-    a one-word remainder staying alone. ``first_ids``: the token id each word starts with."""
-    n_words = len(word_len)
-    breaks = np.zeros(n_words, dtype=np.bool_)
-    if tables is not None:
-        for table in (tables.punctuation, tables.cjk):
-            if table is not None:
-                breaks |= table[first_ids]
-    adjacent = np.zeros(n_words, dtype=np.bool_)  # word w continues the text of word w-1
-    adjacent[1:] = word_pos[1:] == word_pos[:-1] + word_len[:-1]
-    sizes = rng.integers(2, 5, size=n_words).tolist()
-    units: list[tuple[int, int]] = []
-    w = 0
-    while w < n_words:
-        run = 1
-        if not breaks[w]:
-            while w + run < n_words and adjacent[w + run] and not breaks[w + run]:
-                run += 1
-        while run > 0:  # cut the run into chunks
-            n = min(sizes[w], run)
-            units.append((w, n))
-            w += n
-            run -= n
-    return units
-
-
-def entity_units(
-    input_ids: np.ndarray,
-    candidates: np.ndarray,
-    starts: np.ndarray,
-    word_of: np.ndarray,
-    entities: dict[int, list[tuple[int, ...]]],
-) -> list[tuple[int, int]]:
-    """Lexicon matches as (first word, number of words), left to right, longest match first; a match
-    starts and ends on word boundaries and stays inside contiguous maskable text."""
-    units: list[tuple[int, int]] = []
-    n = len(candidates)
-    ids = input_ids[candidates].tolist()
-    i = 0
-    while i < n:
-        found = 0
-        if starts[i]:
-            for entity in entities.get(ids[i], ()):
-                e = i + len(entity)
-                if (
-                    e <= n
-                    and candidates[e - 1] - candidates[i] == e - 1 - i
-                    and (e == n or starts[e])
-                    and tuple(ids[i:e]) == entity
-                ):
-                    found = e - i
-                    break
-        if found:
-            units.append((int(word_of[i]), int(word_of[i + found - 1] - word_of[i]) + 1))
-            i += found
-        else:
-            i += 1
-    return units
-
-
-def _whole_words(word_len: np.ndarray, budget: int, rng: np.random.Generator) -> np.ndarray:
-    """bool [W]: words in random order, each kept if it still fits in the budget (BERT's greedy)."""
-    order = rng.permutation(len(word_len))
-    lengths = word_len[order]
-    total = np.cumsum(lengths)
-    chosen = np.zeros(len(word_len), dtype=np.bool_)
-    # The prefix that fits is taken whole; after the first word that overflows, the greedy goes on
-    # one word at a time, taking the smaller words that still fit.
-    n_fit = int(np.searchsorted(total, budget, side="right"))
-    chosen[order[:n_fit]] = True
-    used = int(total[n_fit - 1]) if n_fit else 0
-    for k in range(n_fit + 1, len(order)):
-        if used >= budget:
-            break
-        if used + lengths[k] <= budget:
-            chosen[order[k]] = True
-            used += int(lengths[k])
-    return chosen
-
-
-def select_ngrams(
-    word_len: np.ndarray, word_pos: np.ndarray, budget: int, max_ngram: int, rng: np.random.Generator
-) -> list[tuple[int, int]]:
-    """ALBERT's n-grams as (first word, n), in selection order (see the module docstring).
-
-    ``word_len[w]``/``word_pos[w]``: token count and position of maskable word w (words in order).
-    """
-    n_words = len(word_len)
-    probs = ngram_probs(max_ngram)
-    cdfs = [np.cumsum(probs[:k]) / probs[:k].sum() for k in range(1, max_ngram + 1)]
-    order = rng.permutation(n_words)
-    draws = rng.random(n_words)
-    covered = np.zeros(n_words, dtype=np.bool_)
-    ends = word_pos + word_len  # an n-gram must be contiguous text (not across [SEP])
-    chosen: list[tuple[int, int]] = []
-    used = 0
-    for start, u in zip(order.tolist(), draws.tolist(), strict=True):
-        if used >= budget:
-            break
-        # The longest n-gram available here, then n drawn ∝ 1/n among 1..that.
-        available = 1
-        while (
-            available < max_ngram
-            and start + available < n_words
-            and word_pos[start + available] == ends[start + available - 1]
-        ):
-            available += 1
-        n = min(int(np.searchsorted(cdfs[available - 1], u, side="right")) + 1, available)
-        size = int(word_len[start : start + n].sum())
-        while used + size > budget and n > 1:  # shorten rather than overflow
-            n -= 1
-            size = int(word_len[start : start + n].sum())
-        if used + size > budget or covered[start : start + n].any():
-            continue
-        covered[start : start + n] = True
-        chosen.append((start, n))
-        used += size
-    return chosen
-
-
-def select_spans(
-    word_len: np.ndarray,
-    word_pos: np.ndarray,
-    budget: int,
-    config: MaskingConfig,
-    rng: np.random.Generator,
-) -> list[tuple[int, int]]:
-    """SpanBERT spans as (first, last + 1) indices into the candidate list, in selection order.
-
-    ``word_len[w]``/``word_pos[w]``: token count and position of maskable word w (words in order).
-    """
-    n_words = len(word_len)
-    first = np.concatenate([[0], np.cumsum(word_len)])  # candidate index of each word's first token
-    ends = word_pos + word_len
-    covered = np.zeros(n_words, dtype=np.bool_)
-    lengths = rng.choice(
-        np.arange(1, config.max_span_length + 1),
-        size=n_words,
-        p=span_length_probs(config.span_geometric_p, config.max_span_length),
-    ).tolist()
-    spans: list[tuple[int, int]] = []
-    used = 0
-    for k, start in enumerate(rng.permutation(n_words).tolist()):
-        if used >= budget:
-            break
-        if covered[start]:
-            continue
-        stop = start + 1
-        while (
-            stop < start + lengths[k]
-            and stop < n_words
-            and not covered[stop]
-            and (word_pos[stop] == ends[stop - 1])
-        ):
-            stop += 1
-        covered[start:stop] = True
-        a, b = int(first[start]), int(first[stop])
-        b = min(b, a + budget - used)  # the last span is cut at the budget, as in SpanBERT
-        spans.append((a, b))
-        used += b - a
-    return spans
-
-
-# ------------------------------------------------------------------------------- lookup tables
-# Built once per run from the tokenizer (and a checkpoint or files), then shared by every phase.
-
-
-def _encode_words(tokenizer: Any, words: list[str]) -> list[tuple[int, ...]]:
-    if not words:
-        return []
-    encoded = tokenizer(words, add_special_tokens=False)["input_ids"]
-    return [tuple(int(i) for i in ids) for ids in encoded]
-
-
-def load_similar_words(path: str | Path, tokenizer: Any) -> dict[tuple[int, ...], np.ndarray]:
-    """MacBERT's similar-word table from a file: lines ``word<TAB>sim1 sim2 ...`` (the similar words
-    separated by spaces or tabs) or a JSON object ``{word: [sim, ...]}``. Words are tokenised with
-    ``tokenizer``; only similar words with as many tokens as the word are kept (a replacement must
-    fill the same positions), so a word may end up with none."""
-    hint = "pass --data.similar_words a word<TAB>similar words file, or drop it to use similar_from"
-    text = read_text_file(path, "similar-word file", hint)
-    pairs: list[tuple[str, list[str]]] = []
-    if text.lstrip().startswith("{"):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise BertForgeError(f"similar-word file {path} is not valid JSON: {err}") from None
-        for word, similar in data.items():
-            if not isinstance(similar, list) or not all(isinstance(w, str) for w in similar):
-                raise BertForgeError(f"{path}: the similar words of {word!r} must be a list of strings")
-            pairs.append((word, similar))
-    else:
-        for number, line in enumerate(text.splitlines(), 1):
-            if not line.strip() or line.startswith("#"):
-                continue
-            word, tab, rest = line.partition("\t")
-            if not tab:
-                raise BertForgeError(f"{path}:{number}: expected `word<TAB>similar words`, got {line!r}")
-            pairs.append((word.strip(), rest.split()))
-    words = _encode_words(tokenizer, [w for w, _ in pairs])
-    similar_ids = _encode_words(tokenizer, [s for _, sims in pairs for s in sims])
-    table: dict[tuple[int, ...], np.ndarray] = {}
-    k = 0
-    for word_ids, (_, sims) in zip(words, pairs, strict=True):
-        options = [s for s in similar_ids[k : k + len(sims)] if len(s) == len(word_ids) and s != word_ids]
-        k += len(sims)
-        if word_ids and options:
-            previous = table.get(word_ids)
-            rows = np.array(options, dtype=np.int64)
-            table[word_ids] = rows if previous is None else np.concatenate([previous, rows])
-    return table
-
-
-def similar_words_from_embeddings(
-    embeddings: Any, words: Iterable[tuple[int, ...]], top_k: int = 10, chunk: int = 1024
-) -> dict[tuple[int, ...], np.ndarray]:
-    """Nearest neighbours by cosine similarity: a word's vector is the mean of its tokens' input
-    embeddings (``embeddings`` [V, H]); each word gets the ``top_k`` most similar *other* words of
-    the same token length among ``words``."""
-    import torch
-
-    matrix = torch.as_tensor(np.asarray(embeddings, dtype=np.float32))
-    by_length: dict[int, list[tuple[int, ...]]] = {}
-    for word in dict.fromkeys(words):
-        if word:
-            by_length.setdefault(len(word), []).append(word)
-    table: dict[tuple[int, ...], np.ndarray] = {}
-    for group in by_length.values():
-        if len(group) < 2:
-            continue
-        ids = torch.tensor(group, dtype=torch.long)  # [N, n]
-        vectors = torch.nn.functional.normalize(matrix[ids].mean(1), dim=-1)  # [N, H]
-        k = min(top_k, len(group) - 1)
-        rows = np.asarray(group, dtype=np.int64)
-        for lo in range(0, len(group), chunk):
-            scores = vectors[lo : lo + chunk] @ vectors.T  # [c, N]
-            scores[torch.arange(scores.shape[0]), torch.arange(lo, lo + scores.shape[0])] = -float("inf")
-            best = scores.topk(k, dim=1).indices.numpy()
-            for r, neighbours in enumerate(best):
-                table[group[lo + r]] = rows[neighbours]
-    return table
-
-
-def dataset_words(
-    dataset: Any, max_tokens: int = 2_000_000, max_words: int = 50_000
-) -> list[tuple[int, ...]]:
-    """The most frequent multi-token words (2-4 tokens) in the first ``max_tokens`` tokens of a
-    dataset (its whole-word flags): the word inventory a checkpoint's embeddings cannot list."""
-    import collections
-
-    counts: collections.Counter[tuple[int, ...]] = collections.Counter()
-    seen = 0
-    for ids, starts in zip(dataset.shard_arrays("ids"), dataset.shard_arrays("word_starts"), strict=True):
-        ids = np.asarray(ids[: max_tokens - seen], dtype=np.int64)
-        starts = np.asarray(starts[: len(ids)], dtype=np.bool_)
-        first = np.flatnonzero(starts)
-        lengths = np.diff(np.append(first, len(ids)))
-        values = ids.tolist()
-        for a, n in zip(first.tolist(), lengths.tolist(), strict=True):
-            if 2 <= n <= 4:
-                counts[tuple(values[a : a + n])] += 1
-        seen += len(ids)
-        if seen >= max_tokens:
-            break
-    return [word for word, _ in counts.most_common(max_words)]
-
-
-def load_entity_lexicon(path: str | Path, tokenizer: Any) -> dict[int, list[tuple[int, ...]]]:
-    """ERNIE's entity lexicon: one entity per line (blank lines and ``#`` comments skipped),
-    tokenised with ``tokenizer``; indexed by first token id, longest entity first."""
-    text = read_text_file(path, "entity lexicon", "pass --data.entity_lexicon a file of one entity per line")
-    lines = text.splitlines()
-    names = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
-    index: dict[int, list[tuple[int, ...]]] = {}
-    for entity in dict.fromkeys(_encode_words(tokenizer, names)):
-        if entity:
-            index.setdefault(entity[0], []).append(entity)
-    for options in index.values():
-        options.sort(key=len, reverse=True)
-    return index
-
-
-_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f]")
-
-
-def vocabulary_classes(tokenizer: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(punctuation, cjk) bool [V]: tokens made of punctuation only, and tokens holding a Han character."""
-    vocab = tokenizer.get_vocab()
-    size = max(len(tokenizer), max(vocab.values()) + 1)
-    punctuation = np.zeros(size, dtype=np.bool_)
-    cjk = np.zeros(size, dtype=np.bool_)
-    for token, i in vocab.items():
-        text = token
-        for prefix in ("##", "\u0120", "\u2581"):  # WordPiece continuation, byte-level BPE and Unigram spaces
-            if token.startswith(prefix) and len(token) > len(prefix):
-                text = token[len(prefix) :]
-        if text and all(
-            unicodedata.category(c).startswith("P") or (c.isascii() and not c.isalnum()) for c in text
-        ):
-            punctuation[i] = True
-        if _HAN.search(text):
-            cjk[i] = True
-    return punctuation, cjk
-
-
-_TABLES: dict[tuple[Any, ...], MaskingTables] = {}
-
-
-def build_masking_tables(
-    tokenizer: Any,
-    *,
-    strategies: Iterable[str] = (),
-    correction: bool = False,
-    similar_words: str | Path | None = None,
-    similar_from: str | Path | None = None,
-    similar_top_k: int = 10,
-    entity_lexicon: str | Path | None = None,
-    dataset: Any = None,
-) -> MaskingTables | None:
-    """The tables the given strategies need (None when none do), computed once per process and
-    arguments: the similar-word table for ``correction`` (from ``similar_words``, else nearest
-    neighbours in ``similar_from``'s input embeddings over the vocabulary's whole-word tokens and
-    the frequent multi-token words of ``dataset``), the entity lexicon, the punctuation/CJK classes."""
-    strategies = tuple(sorted(set(strategies)))
-    key = (
-        getattr(tokenizer, "fingerprint", lambda: id(tokenizer))(),
-        strategies, correction, str(similar_words), str(similar_from), similar_top_k, str(entity_lexicon),
-        str(getattr(dataset, "path", id(dataset))),
-    )  # fmt: skip
-    if key in _TABLES:
-        return _TABLES[key]
-    tables = MaskingTables()
-    needed = False
-    if correction:
-        needed = True
-        if similar_words is not None:
-            tables.similar = load_similar_words(similar_words, tokenizer)
-            source = f"file {similar_words}"
-        elif similar_from is not None:
-            tables.similar = _similar_from_checkpoint(tokenizer, similar_from, similar_top_k, dataset)
-            source = f"the input embeddings of {similar_from}"
-        else:
-            raise BertForgeError(
-                "correction (MacBERT) needs similar words: set data.similar_words FILE or "
-                "data.similar_from CHECKPOINT"
-            )
-        log.info("MacBERT similar words for %d words, from %s", len(tables.similar), source)
-    if "entity" in strategies:
-        needed = True
-        if entity_lexicon is None:
-            raise BertForgeError(
-                "entity masking needs a lexicon: set data.entity_lexicon FILE (one entity a line)"
-            )
-        tables.entities = load_entity_lexicon(entity_lexicon, tokenizer)
-        log.info("entity lexicon %s: %d entities", entity_lexicon, sum(map(len, tables.entities.values())))
-    if "phrase" in strategies:
-        needed = True
-        tables.punctuation, tables.cjk = vocabulary_classes(tokenizer)
-    result = tables if needed else None
-    _TABLES[key] = result  # type: ignore[assignment]
-    return result
-
-
-def _similar_from_checkpoint(
-    tokenizer: Any, checkpoint: str | Path, top_k: int, dataset: Any
-) -> dict[tuple[int, ...], np.ndarray]:
-    from ..auto import AutoModel
-
-    model = AutoModel.from_pretrained(checkpoint)
-    weight = model.get_submodule("embeddings.word_embeddings").weight.detach().float().numpy()
-    if weight.shape[0] != len(tokenizer):
-        raise BertForgeError(
-            f"data.similar_from {checkpoint} has {weight.shape[0]} word embeddings, the tokenizer "
-            f"{len(tokenizer)} tokens; use a checkpoint with this vocabulary"
-        )
-    special = set(tokenizer.all_special_ids)
-    words: list[tuple[int, ...]]
-    if hasattr(tokenizer, "word_start_table"):  # which tokens begin a word (no ##, or a Ġ/▁ one)
-        starts = tokenizer.word_start_table()
-        words = [(i,) for i in np.flatnonzero(starts).tolist() if i not in special]
-    else:
-        words = [
-            (i,) for t, i in tokenizer.get_vocab().items() if i not in special and not t.startswith("##")
-        ]
-    if dataset is not None:
-        words += dataset_words(dataset)
-    return similar_words_from_embeddings(weight, words, top_k)

@@ -33,7 +33,9 @@ import torch
 from ..errors import BertForgeError
 from .corpus_index import TokenDatasetLike
 from .instances import InstanceConfig, InstancePlan, build_instances
-from .masking import MaskingConfig, MaskingTables, mask_instance, mask_instance_with_boundaries, masking_rng
+from .masking import mask_instance, mask_instance_with_boundaries, masking_rng
+from .masking_config import MaskingConfig
+from .masking_tables import MaskingTables
 
 _ORDER_STREAM = 0x4F524452  # "ORDR": the per-epoch reshuffle of a static copy
 SPAN_KEYS = ("span_left", "span_right", "span_offset")  # SpanBERT's SBO inputs, with span_boundary

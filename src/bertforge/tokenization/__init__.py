@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BertForgeError
-from .base import TOKENIZER_CONFIG_FILE, TOKENIZER_FILE, FastTokenizer, read_json
+from .base import FastTokenizer
 from .bpe import MERGES_FILE, VOCAB_JSON_FILE, RobertaTokenizer
+from .config_files import TOKENIZER_CONFIG_FILE, TOKENIZER_FILE, read_json
 from .unigram import SPIECE_FILE, AlbertTokenizer
 from .wordpiece import VOCAB_FILE, BertTokenizer, DistilBertTokenizer
 

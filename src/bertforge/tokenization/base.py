@@ -8,6 +8,10 @@ tokenizer.json, the fingerprint) lives here once, so the families cannot drift a
 
 Batches always go through ``Tokenizer.encode_batch``, which runs in parallel in Rust; Python only
 touches whole sequences, never single tokens.
+
+The names of the files beside the vocabulary and their readers live in :mod:`.config_files`, the
+checks of a call's arguments (texts, pairs, words, padding and truncation) in
+:mod:`.call_arguments`; this module re-exports their public names.
 """
 
 from __future__ import annotations
@@ -28,35 +32,31 @@ from tokenizers import AddedToken, Encoding, Tokenizer
 from ..encoding import BatchEncoding, as_array
 from ..errors import BertForgeError
 from ..fileio import atomic_write_json, atomic_write_text
+from .call_arguments import LARGE_INTEGER, resolve_padding_truncation, text_inputs, word_inputs
+from .config_files import (
+    ALL_SPECIAL_TOKEN_KEYS,
+    SPECIAL_TOKENS_MAP_FILE,
+    TOKENIZER_CONFIG_FILE,
+    TOKENIZER_FILE,
+    added_tokens_decoder,
+    read_json,
+    read_settings,
+)
+
+# Re-exported: callers imported these from here before config_files.py and call_arguments.py held them.
+__all__ = [
+    "ALL_SPECIAL_TOKEN_KEYS",
+    "LARGE_INTEGER",
+    "SPECIAL_TOKENS_MAP_FILE",
+    "TOKENIZER_CONFIG_FILE",
+    "TOKENIZER_FILE",
+    "FastTokenizer",
+    "added_tokens_decoder",
+    "read_json",
+    "read_settings",
+]
 
 logger = logging.getLogger(__name__)
-
-TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
-SPECIAL_TOKENS_MAP_FILE = "special_tokens_map.json"
-TOKENIZER_FILE = "tokenizer.json"
-# transformers treats a model_max_length above this as "no limit" (it stores 1e30 when none is known).
-LARGE_INTEGER = int(1e20)
-# transformers' SPECIAL_TOKENS_ATTRIBUTES order, so all_special_ids lines up with theirs.
-ALL_SPECIAL_TOKEN_KEYS = (
-    "bos_token",
-    "eos_token",
-    "unk_token",
-    "sep_token",
-    "pad_token",
-    "cls_token",
-    "mask_token",
-)
-_PADDING = ("longest", "max_length", "do_not_pad")
-_TRUNCATION = ("longest_first", "only_first", "only_second", "do_not_truncate")
-
-
-def _strategy(value: Any) -> Any:
-    # transformers' PaddingStrategy/TruncationStrategy are str enums hashed by name, so compare by value.
-    return getattr(value, "value", value)
-
-
-def _is_pair(item: Any) -> bool:
-    return isinstance(item, (list, tuple)) and len(item) == 2 and all(isinstance(x, str) for x in item)
 
 
 def _clean_up_tokenization(text: str) -> str:
@@ -71,46 +71,6 @@ def _clean_up_tokenization(text: str) -> str:
 def _to_id_list(ids: Any) -> Any:
     ids = ids.tolist() if hasattr(ids, "tolist") else ids
     return [ids] if isinstance(ids, int) else ids
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    """A JSON object from ``path``; anything else is a BertForgeError naming the file."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BertForgeError(f"cannot read {path}: {exc}; fix or delete the file") from exc
-    if not isinstance(data, dict):
-        raise BertForgeError(f"{path} must hold a JSON object, not {type(data).__name__}")
-    return data
-
-
-def read_settings(directory: Path, keys: Sequence[str]) -> dict[str, Any]:
-    """The ``keys`` found in special_tokens_map.json and tokenizer_config.json (the latter wins)."""
-    config: dict[str, Any] = {}
-    for name in (SPECIAL_TOKENS_MAP_FILE, TOKENIZER_CONFIG_FILE):
-        if (directory / name).is_file():
-            config.update(read_json(directory / name))
-    settings = {key: config[key] for key in keys if key in config}
-    for key in ALL_SPECIAL_TOKEN_KEYS:  # saved AddedTokens look like {"content": "[UNK]", ...}
-        if isinstance(settings.get(key), dict):
-            settings[key] = settings[key].get("content")
-    return settings
-
-
-def added_tokens_decoder(tokenizer: FastTokenizer) -> dict[str, dict[str, Any]]:
-    """transformers' ``added_tokens_decoder`` entry: how each special token matches raw text."""
-    entries: dict[str, dict[str, Any]] = {}
-    for token in tokenizer.all_special_tokens:
-        added = tokenizer._added_token(token)
-        entries[str(tokenizer.get_vocab()[token])] = {
-            "content": token,
-            "lstrip": added.lstrip,
-            "normalized": added.normalized,
-            "rstrip": added.rstrip,
-            "single_word": added.single_word,
-            "special": True,
-        }
-    return dict(sorted(entries.items(), key=lambda item: int(item[0])))
 
 
 class FastTokenizer:
@@ -345,15 +305,17 @@ class FastTokenizer:
         """
         if is_split_into_words:
             batched = isinstance(text, (list, tuple)) and bool(text) and isinstance(text[0], (list, tuple))
-            inputs = self._word_inputs(text, text_pair, batched)
+            inputs = word_inputs(text, text_pair, batched)
         else:
             batched = isinstance(text, (list, tuple))
-            inputs = self._inputs(text, text_pair, batched)
+            inputs = text_inputs(text, text_pair, batched)
         if return_tensors not in (None, "pt", "np"):
             raise BertForgeError(
                 f"return_tensors={return_tensors!r} is not supported; use None, 'pt' or 'np'"
             )
-        pad, trunc, max_length = self._strategies(padding, truncation, max_length)
+        pad, trunc, max_length = resolve_padding_truncation(
+            padding, truncation, max_length, self.model_max_length
+        )
         encodings = self._encode(
             inputs,
             add_special_tokens,
@@ -398,94 +360,6 @@ class FastTokenizer:
                 key: rows[0] if rows and isinstance(rows[0], list) else rows for key, rows in data.items()
             }
         return BatchEncoding(data, encodings)
-
-    def _inputs(self, text: Any, text_pair: Any, batched: bool) -> list[Any]:
-        if not batched:
-            if not isinstance(text, str):
-                raise BertForgeError(f"text must be a str or a list of str, not {type(text).__name__}")
-            if text_pair is not None and not isinstance(text_pair, str):
-                raise BertForgeError(
-                    f"text_pair for a single text must be a str, not {type(text_pair).__name__}"
-                )
-            # transformers treats an empty text_pair as no pair at all; so do we, for equal ids.
-            return [(text, text_pair)] if text_pair else [text]
-        if text_pair is None and text and all(_is_pair(t) for t in text):
-            # A batch of (text, text_pair) tuples, as transformers accepts it.
-            text, text_pair = [t[0] for t in text], [t[1] for t in text]
-        bad = next((i for i, t in enumerate(text) if not isinstance(t, str)), None)
-        if bad is not None:
-            raise BertForgeError(
-                f"text[{bad}] is a {type(text[bad]).__name__}; every text must be a str "
-                "(or every item a (text, text_pair) tuple)"
-            )
-        if text_pair is None:
-            return list(text)
-        if not isinstance(text_pair, (list, tuple)) or len(text_pair) != len(text):
-            got = (
-                f"{len(text_pair)} items"
-                if isinstance(text_pair, (list, tuple))
-                else type(text_pair).__name__
-            )
-            raise BertForgeError(
-                f"text has {len(text)} items but text_pair has {got}; pass one pair text per text, "
-                "as a list of the same length"
-            )
-        bad = next((i for i, t in enumerate(text_pair) if not isinstance(t, str)), None)
-        if bad is not None:
-            raise BertForgeError(f"text_pair[{bad}] is a {type(text_pair[bad]).__name__}; pairs must be str")
-        return list(zip(text, text_pair, strict=True))
-
-    def _word_inputs(self, text: Any, text_pair: Any, batched: bool) -> list[Any]:
-        """Pre-split input: a list of words per text (and per pair text)."""
-        texts = list(text) if batched else [text]
-        pairs = None if text_pair is None else (list(text_pair) if batched else [text_pair])
-        for name, rows in (("text", texts), ("text_pair", pairs or [])):
-            for i, words in enumerate(rows):
-                if not isinstance(words, (list, tuple)) or not all(isinstance(w, str) for w in words):
-                    raise BertForgeError(
-                        f"with is_split_into_words=True, {name}[{i}] must be a list of str words "
-                        f"(got {type(words).__name__}); pass e.g. ['John', 'lives', 'in', 'Paris']"
-                    )
-        if pairs is None:
-            return [list(words) for words in texts]
-        if len(pairs) != len(texts):
-            raise BertForgeError(
-                f"text has {len(texts)} items but text_pair has {len(pairs)}; pass one per text"
-            )
-        return [(list(a), list(b)) for a, b in zip(texts, pairs, strict=True)]
-
-    def _strategies(
-        self, padding: Any, truncation: Any, max_length: int | None
-    ) -> tuple[str, str, int | None]:
-        """Resolve padding/truncation arguments the way transformers' _get_padding_truncation_strategies does."""
-        padding, truncation = _strategy(padding), _strategy(truncation)
-        if max_length is not None and padding is False and truncation is None:
-            truncation = "longest_first"  # transformers' backward-compatible default
-        pad = "longest" if padding is True else "do_not_pad" if padding in (False, None) else padding
-        trunc = (
-            "longest_first"
-            if truncation is True
-            else "do_not_truncate"
-            if truncation in (False, None)
-            else truncation
-        )
-        if pad not in _PADDING:
-            raise BertForgeError(
-                f"padding={padding!r} is not one of True, False, {', '.join(map(repr, _PADDING))}"
-            )
-        if trunc not in _TRUNCATION:
-            raise BertForgeError(
-                f"truncation={truncation!r} is not one of True, False, {', '.join(map(repr, _TRUNCATION))}"
-            )
-        if max_length is not None and (not isinstance(max_length, int) or max_length < 1):
-            raise BertForgeError(f"max_length={max_length!r} must be a positive int (or None)")
-        if max_length is None:
-            limit = self.model_max_length if self.model_max_length <= LARGE_INTEGER else None
-            if pad == "max_length":
-                pad, max_length = ("max_length", limit) if limit else ("do_not_pad", None)
-            if trunc != "do_not_truncate":
-                trunc, max_length = (trunc, limit) if limit else ("do_not_truncate", max_length)
-        return pad, trunc, max_length
 
     def _encode(
         self,
@@ -559,7 +433,7 @@ class FastTokenizer:
 
     def tokenize(self, text: str) -> list[str]:
         """Sub-word tokens of ``text`` without the special tokens around it."""
-        return self._encode([self._inputs(text, None, False)[0]], add_special_tokens=False)[0].tokens
+        return self._encode([text_inputs(text, None, False)[0]], add_special_tokens=False)[0].tokens
 
     def encode(
         self,

@@ -25,7 +25,8 @@ from tokenizers.models import BPE
 
 from ..errors import BertForgeError
 from ..fileio import atomic_write_text
-from .base import TOKENIZER_FILE, FastTokenizer, added_tokens_decoder, read_json
+from .base import FastTokenizer
+from .config_files import TOKENIZER_FILE, added_tokens_decoder, read_json
 from .training_files import training_files, training_lines
 
 logger = logging.getLogger(__name__)

@@ -33,7 +33,8 @@ from tokenizers.models import Unigram
 
 from ..errors import BertForgeError
 from ..fileio import atomic_write_bytes
-from .base import TOKENIZER_FILE, FastTokenizer, added_tokens_decoder, read_json
+from .base import FastTokenizer
+from .config_files import TOKENIZER_FILE, added_tokens_decoder, read_json
 from .training_files import training_files, training_lines
 
 logger = logging.getLogger(__name__)

@@ -25,7 +25,8 @@ from tokenizers.models import WordPiece
 
 from ..errors import BertForgeError
 from ..fileio import atomic_write_text
-from .base import TOKENIZER_FILE, FastTokenizer, read_json
+from .base import FastTokenizer
+from .config_files import TOKENIZER_FILE, read_json
 
 logger = logging.getLogger(__name__)
 

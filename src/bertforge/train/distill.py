@@ -29,7 +29,7 @@ from ..outputs import PreTrainingLossOutput
 from .distill_losses import hidden_cosine_loss, soft_target_loss
 
 if TYPE_CHECKING:
-    from .recipe import DistillSection
+    from .pretrain_config import DistillSection
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from .distill import default_teacher_layers, init_student_from_teacher, layers_c
 from .distill_config import DistillConfig
 from .distill_stages import layer_count, uniform_layer_map
 from .finetune import model_overrides
-from .recipe import ModelSection
+from .pretrain_config import ModelSection
 
 logger = logging.getLogger(__name__)
 

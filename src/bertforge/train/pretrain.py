@@ -46,8 +46,9 @@ from . import checkpointing as ckpt
 from . import distributed as dist_utils
 from .logging import MetricsLogger, plot_metrics, progress_bar, read_metrics
 from .optim import build_optimizer, build_scheduler, lr_at_progress, set_lr_multiplier
+from .pretrain_config import PretrainConfig
 from .pretrain_data import DataCursor, build_pretraining_data, eval_batches, tokenizer_path
-from .recipe import PretrainConfig, dump_toml
+from .recipe_dump import dump_toml
 from .signals import StopFlag
 
 if TYPE_CHECKING:

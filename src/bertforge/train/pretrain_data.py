@@ -17,7 +17,7 @@ import torch
 
 from ..data.dataset import read_manifest
 from ..errors import BertForgeError
-from .recipe import Phase, PretrainConfig
+from .pretrain_config import Phase, PretrainConfig
 
 log = logging.getLogger(__name__)
 
