@@ -127,3 +127,49 @@ SENTENCES = (
     "How much wood would a woodchuck chuck if a woodchuck could chuck wood? "
     "It would chuck as much wood as a woodchuck could chuck.",
 )
+
+
+def shared_parameters(model: torch.nn.Module) -> list[list[str]]:
+    """The names that are one tensor (a tie), each group sorted: [] for a model with no ties."""
+    names: dict[int, list[str]] = {}
+    for name, param in model.named_parameters(remove_duplicate=False):
+        names.setdefault(id(param), []).append(name)
+    return sorted(sorted(group) for group in names.values() if len(group) > 1)
+
+
+def mlm_logits(out: Any) -> torch.Tensor:
+    """The vocabulary scores of a masked-LM or pretraining output, of either library."""
+    fields = output_tensors(out)
+    return fields["logits"] if "logits" in fields else fields["prediction_logits"]
+
+
+def assert_mlm_checkpoint_moves_both_ways(
+    theirs: torch.nn.Module, ours_class: type, directory: Any, inputs: dict[str, torch.Tensor]
+) -> None:
+    """transformers -> bertforge -> transformers for a model with an MLM decoder: the same
+    parameters shared, the same logits, the same tensors written, and every tensor back unchanged.
+
+    ``theirs`` is a transformers model in eval mode whose biases are not all zero, so a decoder
+    bias read from the wrong name shows in the logits."""
+    from safetensors.torch import load_file
+
+    from bertforge.checkpoint import SAFE_WEIGHTS_NAME
+
+    hf_dir, our_dir = directory / "hf", directory / "ours"
+    theirs.save_pretrained(hf_dir)
+    ours = ours_class.from_pretrained(hf_dir)
+    assert shared_parameters(ours) == shared_parameters(theirs)
+    assert ours.num_parameters() == theirs.num_parameters()
+    with torch.no_grad():
+        expected = mlm_logits(theirs(**inputs))
+        assert_close(mlm_logits(ours(**inputs)), expected)
+    ours.save_pretrained(our_dir)
+    assert sorted(load_file(str(our_dir / SAFE_WEIGHTS_NAME))) == sorted(
+        load_file(str(hf_dir / SAFE_WEIGHTS_NAME))
+    )
+    back = type(theirs).from_pretrained(our_dir).eval()
+    assert shared_parameters(back) == shared_parameters(theirs)
+    for name, tensor in theirs.state_dict().items():
+        assert torch.equal(back.state_dict()[name], tensor), name
+    with torch.no_grad():
+        assert_close(mlm_logits(back(**inputs)), expected)

@@ -15,7 +15,7 @@ import transformers
 from safetensors import safe_open
 
 import bertforge.auto as bf_auto
-from _helpers import BATCH, LENGTHS, SEQ, assert_close, padded_batch
+from _helpers import BATCH, LENGTHS, SEQ, assert_close, assert_mlm_checkpoint_moves_both_ways, padded_batch
 from bertforge.errors import BertForgeError
 from bertforge.models import albert as bf_albert
 from bertforge.models.albert import AlbertConfig, AlbertForMaskedLM, AlbertForPreTraining, AlbertModel
@@ -461,11 +461,26 @@ def test_mlm_decoder_is_the_word_embedding_matrix(cls):
     assert model.get_output_embeddings() is decoder
 
 
-def test_untied_config_gives_a_separate_decoder_matrix():
+def test_untied_config_gives_a_separate_decoder_matrix_and_bias():
     tied = AlbertForMaskedLM(bf_config())
     untied = AlbertForMaskedLM(bf_config(tie_word_embeddings=False))
     assert untied.predictions.decoder.weight is not untied.albert.embeddings.word_embeddings.weight
-    assert untied.num_parameters() - tied.num_parameters() == VOCAB * TINY["embedding_size"]
+    assert untied.predictions.decoder.bias is not untied.predictions.bias
+    # The decoder's own (V, E) matrix and (V,) bias, as in transformers 5.
+    assert untied.num_parameters() - tied.num_parameters() == VOCAB * TINY["embedding_size"] + VOCAB
+
+
+@pytest.mark.parametrize("tie", [True, False], ids=["tied", "untied"])
+@pytest.mark.parametrize("name", ["AlbertForMaskedLM", "AlbertForPreTraining"])
+def test_mlm_decoder_ties_and_biases_move_both_ways_as_transformers(tmp_path, batch, name, tie):
+    # Untied, transformers 5 gives the decoder its own matrix and bias (the one in the logits) and
+    # saves predictions.bias too, unused.
+    theirs = hf_model(name, tie_word_embeddings=tie)
+    perturb(theirs)
+    assert_mlm_checkpoint_moves_both_ways(theirs, getattr(bf_albert, name), tmp_path, batch)
+    ours = getattr(bf_albert, name).from_pretrained(tmp_path / "hf")
+    assert (ours.predictions.decoder.bias is ours.predictions.bias) is tie
+    assert ours.predictions.bias.requires_grad is tie  # untied, nothing reads it: frozen for DDP
 
 
 # -------------------------------------------------------------------------------------------- bf16

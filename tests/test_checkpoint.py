@@ -13,7 +13,14 @@ import transformers
 from safetensors.torch import load_file, save_file
 
 import bertforge.checkpoint as checkpoint
-from _helpers import TINY, assert_close, hf_tiny_config, padded_batch, tiny_config
+from _helpers import (
+    TINY,
+    assert_close,
+    assert_mlm_checkpoint_moves_both_ways,
+    hf_tiny_config,
+    padded_batch,
+    tiny_config,
+)
 from bertforge import (
     BertConfig,
     BertForgeError,
@@ -183,7 +190,7 @@ def test_normalize_state_dict_renames_and_prefixes():
         "bert.encoder.layer.0.output.LayerNorm.bias",
         "bert.pooler.dense.weight",
         "classifier.weight",
-        "cls.predictions.bias",
+        "cls.predictions.decoder.bias",  # a tie is the loader's business: it depends on the config
     ]
     prefixed = {"bert.embeddings.word_embeddings.weight": t, "cls.seq_relationship.bias": t}
     assert sorted(normalize_state_dict(prefixed, "")) == [
@@ -230,6 +237,39 @@ def test_decoder_bias_key_alone_loads_as_the_mlm_bias(tmp_path, batch, hf_pretra
     assert torch.equal(loaded.cls.predictions.bias, bias)
     assert loaded.cls.predictions.decoder.bias is loaded.cls.predictions.bias
     assert_close(mlm_logits(loaded, batch), mlm_logits(hf_pretraining, batch))
+
+
+def test_tied_config_over_two_different_biases_loads_the_head_bias_and_says_how_to_keep_both(
+    tmp_path, hf_pretraining, caplog
+):
+    state = hf_state(hf_pretraining)
+    state["cls.predictions.decoder.bias"] = state["cls.predictions.bias"] + 1.0
+    write_checkpoint(tmp_path, state)
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        loaded = BertForPreTraining.from_pretrained(tmp_path)
+    assert "cls.predictions.decoder.bias and cls.predictions.bias differ" in caplog.text
+    assert "tie_word_embeddings to false" in caplog.text
+    assert loaded.cls.predictions.decoder.bias is loaded.cls.predictions.bias
+    assert torch.equal(loaded.cls.predictions.bias, state["cls.predictions.bias"])
+
+
+@pytest.mark.parametrize("tie", [True, False], ids=["tied", "untied"])
+@pytest.mark.parametrize("cls", [BertForMaskedLM, BertForPreTraining])
+def test_mlm_decoder_ties_and_biases_move_both_ways_as_transformers(tmp_path, batch, cls, tie):
+    # Untied (tie_word_embeddings = false), transformers 5 gives the decoder its own matrix and its
+    # own bias, which is the one in the logits; cls.predictions.bias is then unused but saved.
+    torch.manual_seed(0)
+    theirs = getattr(transformers, cls.__name__)(hf_tiny_config(tie_word_embeddings=tie)).eval()
+    with torch.no_grad():
+        for name, param in theirs.named_parameters():
+            if name.startswith("cls.predictions") and name.endswith("bias"):
+                param.normal_()  # untied, the two vocabulary biases differ
+    assert_mlm_checkpoint_moves_both_ways(theirs, cls, tmp_path, batch)
+    ours = cls.from_pretrained(tmp_path / "hf")
+    head = ours.cls.predictions
+    assert (head.decoder.bias is head.bias) is tie
+    assert head.bias.requires_grad is tie  # untied, nothing reads it: frozen for DDP
+    assert (head.decoder.weight is ours.bert.embeddings.word_embeddings.weight) is tie
 
 
 # ----------------------------------------------------------------------------------- head creation

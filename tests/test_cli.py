@@ -257,6 +257,21 @@ def test_info_of_a_bare_encoder_counts_no_heads(capsys, ckpt):
     assert info["architectures"] == ["BertModel"]
 
 
+@pytest.mark.parametrize("tie", [True, False], ids=["tied-both-names-on-disk", "untied"])
+def test_info_counts_a_tied_tensor_once_and_untied_decoder_parameters_apart(capsys, tmp_path, tie):
+    from bertforge import BertConfig
+
+    config = BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=37, tie_word_embeddings=tie)  # fmt: skip
+    model = BertForMaskedLM(config)
+    model.save_pretrained(tmp_path)
+    # Old .bin checkpoints store a tied tensor under both its names.
+    torch.save(model.state_dict(), tmp_path / "pytorch_model.bin")
+    (tmp_path / "model.safetensors").unlink()
+    info = json.loads(ok(capsys, "info", tmp_path, "--json"))
+    assert info["parameters"]["total"] == model.num_parameters()
+
+
 def test_info_table_shows_shape_and_total(capsys, ckpt):
     out = ok(capsys, "info", ckpt.pretraining)
     assert "BertForPreTraining" in out

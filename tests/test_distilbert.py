@@ -11,7 +11,16 @@ import pytest
 import torch
 import transformers
 
-from _helpers import BATCH, LENGTHS, NUM_CHOICES, SEQ, assert_close, output_tensors, tiny_config
+from _helpers import (
+    BATCH,
+    LENGTHS,
+    NUM_CHOICES,
+    SEQ,
+    assert_close,
+    assert_mlm_checkpoint_moves_both_ways,
+    output_tensors,
+    tiny_config,
+)
 from bertforge.auto import (
     AutoConfig,
     AutoModel,
@@ -302,6 +311,14 @@ def test_masked_lm_decoder_is_tied_to_word_embeddings_and_pretraining_loss_match
     # Mostly-masked batch: the fallback path (no row subset) gives the same value too.
     dense = torch.where(batch["attention_mask"].bool(), batch["input_ids"], -100)
     assert_close(model.pretraining_loss(**batch, labels=dense).loss, model(**batch, labels=dense).loss)
+
+
+@pytest.mark.parametrize("tie", [True, False], ids=["tied", "untied"])
+def test_vocab_projector_tie_moves_both_ways_as_transformers(tmp_path, batch, tie):
+    # vocab_projector has one bias, its own, tied or not; untied, its matrix is its own too.
+    theirs = hf_model("DistilBertForMaskedLM", tie_word_embeddings=tie)
+    perturb(theirs)
+    assert_mlm_checkpoint_moves_both_ways(theirs, DistilBertForMaskedLM, tmp_path, batch)
 
 
 def test_forward_rows_equals_full_forward_at_those_rows(batch):

@@ -358,10 +358,26 @@ def test_untied_config_gives_a_separate_decoder_matrix():
     assert decoder.data_ptr() != word.data_ptr()
 
 
-def test_tied_model_counts_shared_matrix_once():
+def test_tied_model_counts_shared_matrix_and_bias_once():
     tied = BertForMaskedLM(tiny_config())
     untied = BertForMaskedLM(tiny_config(tie_word_embeddings=False))
-    assert untied.num_parameters() - tied.num_parameters() == VOCAB * HIDDEN
+    assert untied.cls.predictions.decoder.bias is not untied.cls.predictions.bias
+    # Untied, the decoder has its own (V, H) matrix and its own (V,) bias, as in transformers 5.
+    assert untied.num_parameters() - tied.num_parameters() == VOCAB * HIDDEN + VOCAB
+
+
+@pytest.mark.parametrize("cls", [BertForMaskedLM, BertForPreTraining])
+def test_untied_model_leaves_no_trainable_parameter_without_a_gradient(cls):
+    # DDP (find_unused_parameters off) fails on a trainable parameter the loss never reads: untied,
+    # that is cls.predictions.bias (the decoder has its own), so it is frozen.
+    torch.manual_seed(0)
+    model = cls(tiny_config(tie_word_embeddings=False))
+    ids = torch.randint(1, VOCAB, (2, 7))
+    pair = {"next_sentence_label": torch.tensor([0, 1])} if cls is BertForPreTraining else {}
+    model(input_ids=ids, labels=ids, **pair).loss.backward()
+    assert [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None] == []
+    assert not model.cls.predictions.bias.requires_grad
+    assert model.cls.predictions.decoder.bias.grad is not None
 
 
 def test_classifier_dropout_overrides_hidden_dropout_in_heads():

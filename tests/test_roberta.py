@@ -11,7 +11,7 @@ import pytest
 import torch
 import transformers
 
-from _helpers import TINY, assert_close, output_tensors
+from _helpers import TINY, assert_close, assert_mlm_checkpoint_moves_both_ways, output_tensors
 from bertforge import auto
 from bertforge.errors import BertForgeError
 from bertforge.models.roberta import (
@@ -535,14 +535,16 @@ def test_sequence_output_is_the_last_hidden_state(batch):
 
 
 # ------------------------------------------------------------------------------------ tied decoder
-def test_mlm_decoder_is_the_word_embedding_matrix_and_bias_has_two_names():
+def test_tied_mlm_decoder_is_the_word_embedding_matrix_and_bias_has_two_names():
     model = RobertaForMaskedLM(bf_config())
     assert model.lm_head.decoder.weight is model.roberta.embeddings.word_embeddings.weight
     assert model.lm_head.decoder.bias is model.lm_head.bias
     assert model.get_output_embeddings() is model.lm_head.decoder
     untied = RobertaForMaskedLM(bf_config(tie_word_embeddings=False))
     assert untied.lm_head.decoder.weight is not untied.roberta.embeddings.word_embeddings.weight
-    assert untied.num_parameters() - model.num_parameters() == VOCAB * HIDDEN
+    assert untied.lm_head.decoder.bias is not untied.lm_head.bias
+    # The decoder's own (V, H) matrix and (V,) bias, as in transformers 5.
+    assert untied.num_parameters() - model.num_parameters() == VOCAB * HIDDEN + VOCAB
 
 
 @pytest.mark.parametrize("kept", ["lm_head.bias", "lm_head.decoder.bias"])
@@ -595,14 +597,14 @@ def test_saved_config_json_names_the_architecture(tmp_path):
     assert (data["pad_token_id"], data["bos_token_id"], data["eos_token_id"]) == (1, 0, 2)
 
 
-def test_untied_decoder_moves_both_ways(tmp_path, batch):
-    theirs = hf_model("RobertaForMaskedLM", tie_word_embeddings=False)
+@pytest.mark.parametrize("tie", [True, False], ids=["tied", "untied"])
+def test_decoder_ties_and_biases_move_both_ways_as_transformers(tmp_path, batch, tie):
+    # Untied, transformers 5 gives the decoder its own matrix and bias (the one in the logits) and
+    # saves lm_head.bias too, unused.
+    theirs = hf_model("RobertaForMaskedLM", tie_word_embeddings=tie)
     perturb(theirs)
-    theirs.save_pretrained(tmp_path / "hf")
+    assert_mlm_checkpoint_moves_both_ways(theirs, RobertaForMaskedLM, tmp_path, batch)
     ours = RobertaForMaskedLM.from_pretrained(tmp_path / "hf")
-    assert ours.lm_head.decoder.weight is not ours.roberta.embeddings.word_embeddings.weight
-    assert_close(ours.lm_head.decoder.weight, theirs.lm_head.decoder.weight)
-    assert_close(run(ours, "x", batch).logits, run(theirs, "x", batch).logits)
-    ours.save_pretrained(tmp_path / "ours")
-    back = transformers.RobertaForMaskedLM.from_pretrained(tmp_path / "ours").eval()
-    assert_close(run(back, "x", batch).logits, run(theirs, "x", batch).logits)
+    assert (ours.lm_head.decoder.bias is ours.lm_head.bias) is tie
+    assert ours.lm_head.bias.requires_grad is tie  # untied, nothing reads it: frozen for DDP
+    assert (ours.lm_head.decoder.weight is ours.roberta.embeddings.word_embeddings.weight) is tie

@@ -6,8 +6,10 @@ normalisation for what real checkpoints contain:
 * legacy TensorFlow-era names ``LayerNorm.gamma`` / ``LayerNorm.beta``;
 * stray buffers (``embeddings.position_ids``, ``embeddings.token_type_ids``);
 * with or without the ``bert.`` prefix (a bare ``BertModel`` checkpoint into a head, and back);
-* the MLM decoder weight missing on disk because it is tied to the word embeddings, and the
-  decoder bias stored under either ``cls.predictions.bias`` or ``cls.predictions.decoder.bias``.
+* the MLM decoder's matrix and bias missing on disk because they are tied (to the word embeddings,
+  to ``cls.predictions.bias``), or a tie stored under the other name (transformers ties either way).
+  With ``tie_word_embeddings = false`` nothing is tied: the decoder's own matrix and bias and the
+  unused ``cls.predictions.bias`` are loaded and saved as they are, as transformers 5 does.
 
 Head weights absent from the checkpoint (a classifier on top of a base model) are initialised
 and logged; a missing encoder weight or a shape mismatch is an error naming the tensor.
@@ -104,12 +106,13 @@ def normalize_state_dict(
     state: dict[str, torch.Tensor], prefix: str, layout: type[PreTrainedModel] | None = None
 ) -> dict[str, torch.Tensor]:
     """Rename legacy keys and put encoder keys under ``prefix`` (the family's prefix, "bert", for a
-    head model; "" for a base model). ``layout`` is the model class whose base modules and weight
-    aliases apply (BERT's when None)."""
+    head model; "" for a base model). ``layout`` is the model class whose base modules apply
+    (BERT's when None). Tied names are left as they are: which ties hold depends on the config
+    (see :meth:`PreTrainedModel.weight_ties`)."""
     if layout is None:
         from .heads import BertForPreTraining
 
-        layout = BertForPreTraining  # BERT's layout, aliases included
+        layout = BertForPreTraining  # BERT's layout
     family = layout.base_model_prefix
     base_modules = tuple(f"{name}." for name in layout.base_modules)
     out: dict[str, torch.Tensor] = {}
@@ -126,11 +129,6 @@ def normalize_state_dict(
         elif key.startswith(f"{family}."):
             key = key[len(family) + 1 :]
         out[key] = tensor
-    for alias, canonical in layout.weight_aliases.items():
-        if alias in out:
-            # One tensor with two names; keep the canonical one.
-            out.setdefault(canonical, out[alias])
-            del out[alias]
     return out
 
 
@@ -186,6 +184,26 @@ def _prefix_holding(missing: list[str], state: dict[str, torch.Tensor], prefix: 
     return None
 
 
+def _fold_tied_weight(state: dict[str, torch.Tensor], tied: str, owner: str, source: str) -> None:
+    """Keep one tensor for a tie under the owner's name. transformers ties either way round: a
+    checkpoint holding only the tied name (``decoder.bias`` without ``predictions.bias``) loads."""
+    tensor = state.pop(tied, None)
+    if tensor is None:
+        return
+    if owner not in state:
+        state[owner] = tensor
+    elif not torch.equal(tensor, state[owner]):
+        # transformers would leave this one pair untied; one tensor under two names is our model.
+        logger.warning(
+            "%s: %s and %s differ, but config.json ties them (tie_word_embeddings = true); loading %s "
+            "for both. Set tie_word_embeddings to false in config.json to keep them apart",
+            source,
+            tied,
+            owner,
+            owner,
+        )
+
+
 def load_state_dict_into(
     model: PreTrainedModel,
     state: dict[str, torch.Tensor],
@@ -194,12 +212,9 @@ def load_state_dict_into(
 ) -> None:
     """Copy a normalised state dict into ``model``; initialise absent head weights, refuse the rest."""
     expected = dict(model.state_dict())
-    for alias in model.weight_aliases:
-        expected.pop(alias, None)
-    if getattr(model.config, "tie_word_embeddings", True):
-        for tied in model.tied_weights:
-            expected.pop(tied, None)  # the word-embedding matrix itself
-            state.pop(tied, None)
+    for tied, owner in model.weight_ties(model.config).items():
+        expected.pop(tied, None)  # filled through its owner
+        _fold_tied_weight(state, tied, owner, source)
     is_base = model.is_base_model
     required = tuple(f"{name}." for name in model.required_modules)
 
@@ -267,7 +282,8 @@ def save_pretrained(
     """Write ``config.json`` and ``model.safetensors`` (or ``pytorch_model.bin``) into ``directory``.
 
     Each file is written to a temporary name and renamed, so an interrupted save never leaves a
-    truncated file under the real name. Tied aliases are dropped, as transformers does.
+    truncated file under the real name. Tied parameters are written once, under the owner's name
+    (``cls.predictions.bias``, not ``cls.predictions.decoder.bias``), as transformers does.
     ``state_dict``: the weights to write instead of ``model.state_dict()`` (the full state dict
     gathered from a sharded model, whose own state dict holds only this process's shards).
     """
@@ -278,11 +294,8 @@ def save_pretrained(
     if state_dict is None:
         state_dict = model.state_dict()
     state = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
-    for alias in model.weight_aliases:
-        state.pop(alias, None)
-    if getattr(model.config, "tie_word_embeddings", True):
-        for tied in model.tied_weights:
-            state.pop(tied, None)
+    for tied in model.weight_ties(model.config):
+        state.pop(tied, None)
 
     written = []
     if safe_serialization:

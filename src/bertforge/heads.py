@@ -48,8 +48,11 @@ class BertPredictionHeadTransform(nn.Module):
 
 
 class BertLMPredictionHead(nn.Module):
-    """Masked-LM scores: transform, then a (V, H) decoder tied to the word embeddings, plus a bias.
+    """Masked-LM scores: transform, then the (V, H) decoder and its bias.
 
+    With config.tie_word_embeddings (every published checkpoint) the head model ties the decoder's
+    matrix to the word embeddings and its bias to ``bias``, one tensor under two names, as
+    transformers does; untied, the decoder keeps its own of both and ``bias`` goes unused.
     Works on hidden states of any leading shape, so a caller may gather the masked positions first
     and project only those (the 30k-wide matmul is the most expensive op of pretraining).
     """
@@ -57,10 +60,8 @@ class BertLMPredictionHead(nn.Module):
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
         self.transform = BertPredictionHeadTransform(config)
-        self.decoder = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
         self.bias = nn.Parameter(torch.zeros(config.vocab_size))
-        # One bias under two names, as in transformers: checkpoints carry either key.
-        self.decoder.bias = self.bias
 
     def reset_extra_parameters(self) -> None:
         nn.init.zeros_(self.bias)
@@ -100,17 +101,16 @@ class BertPreTrainingHeads(nn.Module):
 
 
 class _TiedDecoderMixin:
-    """Share the MLM decoder matrix with the input word embeddings (config.tie_word_embeddings)."""
+    """The MLM decoder's matrix is the word embeddings' and its bias ``cls.predictions.bias``
+    (config.tie_word_embeddings; transformers' ties)."""
 
-    tied_weights = {"cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight"}
-    weight_aliases = {"cls.predictions.decoder.bias": "cls.predictions.bias"}
+    tied_weights = {
+        "cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight",
+        "cls.predictions.decoder.bias": "cls.predictions.bias",
+    }
 
     def _lm_head(self) -> BertLMPredictionHead:
         return self.cls.predictions  # type: ignore[attr-defined, no-any-return]
-
-    def _tie_extra(self) -> None:
-        head = self._lm_head()
-        head.decoder.bias = head.bias
 
     def get_output_embeddings(self) -> nn.Linear:
         return self._lm_head().decoder

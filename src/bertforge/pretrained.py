@@ -67,10 +67,10 @@ class PreTrainedModel(nn.Module):
     # and those a checkpoint must contain (a missing pooler is initialised, a missing layer is an error).
     base_modules: ClassVar[tuple[str, ...]] = ("embeddings", "encoder", "pooler")
     required_modules: ClassVar[tuple[str, ...]] = ("embeddings", "encoder")
-    # Parameter -> the one it is tied to when config.tie_word_embeddings (not saved, as transformers).
+    # Parameter -> the one it is tied to when config.tie_word_embeddings, as transformers'
+    # _tied_weights_keys: the MLM decoder's matrix to the word embeddings, its bias to the head's
+    # bias. A tied parameter is not saved, and is loaded from either name.
     tied_weights: ClassVar[dict[str, str]] = {}
-    # Second name -> canonical name of one tensor (checkpoints carry either).
-    weight_aliases: ClassVar[dict[str, str]] = {}
     # Where a base model's attention heads are, for head pruning (bertforge.pruning); None: not prunable.
     head_layout: ClassVar[HeadLayout | None] = None
 
@@ -129,17 +129,28 @@ class PreTrainedModel(nn.Module):
         elif callable(reset := getattr(module, "reset_extra_parameters", None)):
             reset()
 
-    def tie_weights(self) -> None:
-        """Re-establish shared parameters: ``tied_weights`` when config.tie_word_embeddings, then
-        whatever a head does beyond that (``_tie_extra``, e.g. the decoder bias alias)."""
-        if getattr(self.config, "tie_word_embeddings", True):
-            for name, source in self.tied_weights.items():
-                module_name, _, attr = name.rpartition(".")
-                setattr(self.get_submodule(module_name), attr, self.get_parameter(source))
-        self._tie_extra()
+    @classmethod
+    def weight_ties(cls, config: Any) -> dict[str, str]:
+        """The ties in force under ``config``: all of ``tied_weights`` when config.tie_word_embeddings,
+        none otherwise. Untied, as in transformers 5, the MLM decoder keeps its own matrix and its
+        own bias (the one in the logits), and the head's ``bias`` is a separate, unused parameter."""
+        return dict(cls.tied_weights) if getattr(config, "tie_word_embeddings", True) else {}
 
-    def _tie_extra(self) -> None:
-        """Ties a head keeps whatever the config says; none by default."""
+    def tie_weights(self) -> None:
+        """Re-establish the shared parameters of :meth:`weight_ties` (after materialising or loading).
+
+        Untied, a head parameter that only exists to be shared (the head's ``bias``) is read by
+        nothing: it is frozen, so that DDP does not wait for a gradient that never comes. It would
+        never change anyway (it never has a gradient, here or in transformers) and is still saved.
+        """
+        ties = self.weight_ties(self.config)
+        for name, owner in ties.items():
+            module_name, _, attr = name.rpartition(".")
+            setattr(self.get_submodule(module_name), attr, self.get_parameter(owner))
+        encoder = f"{self.base_model_prefix}."
+        for name, owner in self.tied_weights.items():
+            if name not in ties and not owner.startswith(encoder):
+                self.get_parameter(owner).requires_grad_(False)
 
     def num_parameters(self, trainable_only: bool = False) -> int:
         """Distinct parameters (a tied matrix counts once)."""

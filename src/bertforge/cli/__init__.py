@@ -156,9 +156,13 @@ def cmd_info(args: argparse.Namespace) -> None:
     model_type = checkpoint_model_type(path)  # an unsupported family: one line naming the supported
     config = AutoConfig.from_pretrained(path)
     kind = checkpoint_head_kind(path)
-    layout = model_class_for(model_type, kind or "base")  # its prefix, base modules, weight aliases
+    layout = model_class_for(model_type, kind or "base")  # its prefix, base modules, ties
     prefix = layout.base_model_prefix
     state = normalize_state_dict(read_state_dict(path), prefix=prefix, layout=layout)
+    # A tied tensor counts once, whether stored under both its names (old .bin files) or the tied one.
+    for tied, owner in layout.weight_ties(config).items():
+        if tied in state:
+            state.setdefault(owner, state.pop(tied))
     sizes = {k: v.numel() for k, v in state.items()}
     groups = parameter_groups(sizes, prefix, layout.base_modules, kind)
     dtypes = sorted({str(v.dtype).removeprefix("torch.") for v in state.values()})

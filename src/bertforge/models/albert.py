@@ -510,18 +510,17 @@ class AlbertForPreTrainingOutput(ModelOutput):
 
 
 class AlbertMLMHead(nn.Module):
-    """H -> E (dense, activation, LayerNorm), then the (V, E) decoder tied to the word embeddings,
-    plus a bias that is also ``decoder.bias``. Works on any leading shape, so the pretraining loss
-    can project only the masked rows."""
+    """H -> E (dense, activation, LayerNorm), then the (V, E) decoder and its bias: tied to the word
+    embeddings and to ``bias`` by the head model with config.tie_word_embeddings, the decoder's own
+    untied (``bias`` then unused), as in transformers. Works on any leading shape, so the
+    pretraining loss can project only the masked rows."""
 
     def __init__(self, config: AlbertConfig) -> None:
         super().__init__()
         self.LayerNorm = nn.LayerNorm(config.embedding_size, eps=config.layer_norm_eps)
         self.bias = nn.Parameter(torch.zeros(config.vocab_size))
         self.dense = nn.Linear(config.hidden_size, config.embedding_size)
-        self.decoder = nn.Linear(config.embedding_size, config.vocab_size, bias=False)
-        # One bias under two names, as in transformers: checkpoints carry either key.
-        self.decoder.bias = self.bias
+        self.decoder = nn.Linear(config.embedding_size, config.vocab_size)
         self.activation = activation(config.hidden_act)
 
     def reset_extra_parameters(self) -> None:
@@ -550,15 +549,14 @@ def _classifier_dropout(config: AlbertConfig) -> float:
 
 
 class _TiedAlbertDecoder:
-    """The MLM decoder matrix is the word-embedding matrix (config.tie_word_embeddings); the decoder
-    bias is always ``predictions.bias``."""
+    """The MLM decoder's matrix is the word embeddings' and its bias ``predictions.bias``
+    (config.tie_word_embeddings; transformers' ties)."""
 
-    tied_weights = {"predictions.decoder.weight": "albert.embeddings.word_embeddings.weight"}
-    weight_aliases = {"predictions.decoder.bias": "predictions.bias"}
+    tied_weights = {
+        "predictions.decoder.weight": "albert.embeddings.word_embeddings.weight",
+        "predictions.decoder.bias": "predictions.bias",
+    }
     predictions: AlbertMLMHead
-
-    def _tie_extra(self) -> None:
-        self.predictions.decoder.bias = self.predictions.bias
 
     def get_output_embeddings(self) -> nn.Linear:
         return self.predictions.decoder

@@ -261,7 +261,9 @@ class RobertaModel(RobertaPreTrainedModel, BertModel):
 
 # -------------------------------------------------------------------------------------------- heads
 class RobertaLMHead(nn.Module):
-    """dense + gelu + layer_norm, then the (V, H) decoder tied to the word embeddings, plus a bias.
+    """dense + gelu + layer_norm, then the (V, H) decoder and its bias: tied to the word embeddings
+    and to ``bias`` by RobertaForMaskedLM with config.tie_word_embeddings, the decoder's own untied
+    (``bias`` then unused), as in transformers.
 
     Works on hidden states of any leading shape, so the pretraining loss projects only the masked rows.
     """
@@ -270,10 +272,8 @@ class RobertaLMHead(nn.Module):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
         self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.decoder = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
         self.bias = nn.Parameter(torch.zeros(config.vocab_size))
-        # One bias under two names, as in transformers: checkpoints carry either key.
-        self.decoder.bias = self.bias
 
     def reset_extra_parameters(self) -> None:
         nn.init.zeros_(self.bias)
@@ -286,11 +286,10 @@ class RobertaLMHead(nn.Module):
 class RobertaForMaskedLM(MaskedLMModel, RobertaPreTrainedModel):
     """Masked-LM scores for every position (no pooler); also RoBERTa's pretraining model."""
 
-    tied_weights = {"lm_head.decoder.weight": "roberta.embeddings.word_embeddings.weight"}
-    # One bias, two names. The decoder's is canonical: it is the one transformers' forward adds, and
-    # with tie_word_embeddings = false transformers 5 unties the two, leaving lm_head.bias unused
-    # (possibly different on disk); loading decoder.bias first is right in every case.
-    weight_aliases = {"lm_head.bias": "lm_head.decoder.bias"}
+    tied_weights = {
+        "lm_head.decoder.weight": "roberta.embeddings.word_embeddings.weight",
+        "lm_head.decoder.bias": "lm_head.bias",
+    }
 
     def __init__(self, config: RobertaConfig) -> None:
         super().__init__()
@@ -299,9 +298,6 @@ class RobertaForMaskedLM(MaskedLMModel, RobertaPreTrainedModel):
             self.roberta = RobertaModel(config, add_pooling_layer=False)
             self.lm_head = RobertaLMHead(config)
         self.post_init()
-
-    def _tie_extra(self) -> None:
-        self.lm_head.decoder.bias = self.lm_head.bias
 
     def get_output_embeddings(self) -> nn.Linear:
         return self.lm_head.decoder

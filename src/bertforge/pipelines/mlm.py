@@ -29,9 +29,9 @@ class MaskPrediction:
 
 
 def _head_keys(model: Any) -> list[str]:
-    """Tensor names of a masked-LM model outside its encoder, less the weights tied to the encoder's."""
+    """Tensor names of a masked-LM model outside its encoder, less the tied ones (saved under their owner's)."""
     prefix = f"{model.base_model_prefix}."
-    tied = set(getattr(model, "tied_weights", {}))
+    tied = set(model.weight_ties(model.config))
     return [k for k in model.state_dict() if not k.startswith(prefix) and k not in tied]
 
 

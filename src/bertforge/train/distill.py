@@ -159,7 +159,9 @@ class _Layout:
     token_type: nn.Parameter | None  # None: the family has no segments
     norm: dict[str, nn.Parameter]  # embedding LayerNorm: weight, bias
     layers: list[dict[str, nn.Parameter]]  # BERT-named parameters of each layer
-    head: dict[str, nn.Parameter]  # MLM head: transform.{weight,bias}, norm.{weight,bias}, bias
+    # MLM head: transform.{weight,bias}, norm.{weight,bias}, and the decoder's bias (the one in the
+    # logits, whether or not tie_word_embeddings makes it the head's ``bias`` too)
+    head: dict[str, nn.Parameter]
 
 
 def _layout(model: nn.Module, role: str) -> _Layout:
@@ -179,7 +181,7 @@ def _layout(model: nn.Module, role: str) -> _Layout:
                 "transform.bias": lm.dense.bias,
                 "norm.weight": lm.layer_norm.weight,
                 "norm.bias": lm.layer_norm.bias,
-                "bias": lm.bias,
+                "bias": lm.decoder.bias,
             }
         if hasattr(model, "cls") and hasattr(model.cls, "predictions"):
             pred = net.cls.predictions
@@ -188,7 +190,7 @@ def _layout(model: nn.Module, role: str) -> _Layout:
                 "transform.bias": pred.transform.dense.bias,
                 "norm.weight": pred.transform.LayerNorm.weight,
                 "norm.bias": pred.transform.LayerNorm.bias,
-                "bias": pred.bias,
+                "bias": pred.decoder.bias,
             }
         return _Layout(emb.word_embeddings.weight, emb.position_embeddings.weight,
                        emb.token_type_embeddings.weight, norm, layers, head)  # fmt: skip
