@@ -25,8 +25,12 @@ and the worst single token's relative error).
 
     python benchmarks/forward.py [--texts 1000] [--batch-size 32] [--rounds 3] [--threads N]
         [--models bert-base,minilm] [--dtypes fp32,bf16] [--peak-size 2048] [--seed 0] [--unsorted]
+        [--compile]
 
 ``--unsorted`` batches the texts in corpus order instead of by length, as requests reach a server.
+``--compile`` adds bertforge fp32 under ``torch.compile(dynamic=True)`` (inductor), padded and
+unpadded, to see whether compiling pays for inference (its fused element-wise passes: bias + GELU,
+residual + LayerNorm); the first pass, which compiles, is the untimed warm-up.
 
 A held-out run uses other texts (``--seed``) and batch sizes. On a CPU without bf16 matrix
 instructions (no AVX512-BF16 or AMX) the bf16 runners are several times slower than float32 and
@@ -148,7 +152,7 @@ def build_models(name: str) -> tuple[Any, Any, Any]:
     return ours.eval(), theirs.eval(), tokenizer
 
 
-def runners_for(ours: Any, theirs: Any, dtypes: list[str]) -> list[Runner]:
+def runners_for(ours: Any, theirs: Any, dtypes: list[str], compiled: bool = False) -> list[Runner]:
     from bertforge.inference import inference_model
     from bertforge.ops import unpadded
 
@@ -171,6 +175,13 @@ def runners_for(ours: Any, theirs: Any, dtypes: list[str]) -> list[Runner]:
             Runner("bertforge fp32", call(ours, packed=True)),
             Runner("bertforge fp32 padded", call(ours)),
         ]
+        if compiled:
+            # dynamic=True: one graph for every batch shape instead of a recompile per new length.
+            ours_compiled = torch.compile(ours, dynamic=True)
+            runners += [
+                Runner("bertforge fp32 compiled", call(ours_compiled, packed=True)),
+                Runner("bertforge fp32 compiled padded", call(ours_compiled)),
+            ]
     if "bf16" in dtypes:
         runners += [
             Runner("transformers bf16 autocast", call(theirs, autocast=True)),
@@ -185,6 +196,8 @@ def check_outputs(runners: list[Runner], batches: list[Batch]) -> dict[str, floa
     references = {
         "bertforge fp32": "transformers fp32",
         "bertforge fp32 padded": "transformers fp32",
+        "bertforge fp32 compiled": "transformers fp32",
+        "bertforge fp32 compiled padded": "transformers fp32",
         "transformers bf16 autocast": "transformers fp32",
         "bertforge bf16": "bertforge fp32",
     }
@@ -228,6 +241,9 @@ def main() -> None:
         "--unsorted", action="store_true", help="batches of texts in corpus order, not sorted by length"
     )
     parser.add_argument("--seed", type=int, default=0, help="which paragraphs (another seed: other texts)")
+    parser.add_argument(
+        "--compile", action="store_true", help="also bertforge fp32 under torch.compile(dynamic=True)"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -257,7 +273,7 @@ def main() -> None:
             f"{tokens} real tokens ({tokens / padded:.1%} of {padded} padded), "
             f"{flops / tokens / 1e6:.0f} MFLOP per token"
         )
-        runners = runners_for(ours, theirs, dtypes)
+        runners = runners_for(ours, theirs, dtypes, compiled=args.compile)
         with torch.inference_mode():
             errors = check_outputs(runners, batches)
             best = dict.fromkeys([r.name for r in runners], float("inf"))
