@@ -14,7 +14,8 @@ boundary objective, MacBERT's correction masking, ERNIE's phrase masking), in on
 Then distillation: a bert-small teacher is pretrained for ``--teacher-budget``, and a bert-mini
 student is trained for ``--budget`` twice, once distilled from the teacher (DistilBERT's losses,
 student initialised from teacher layers is not possible across widths, so from scratch) and once
-alone; both held-out MLM accuracies are printed.
+alone; both held-out MLM accuracies are printed. A teacher pretrained for minutes teaches little:
+``benchmarks/distill_pretrain.py`` distils from a real pretrained BERT (all-MiniLM-L6-v2) instead.
 
     python benchmarks/families.py [--budget 2m | --steps 600] [--teacher-budget 4m] [--only bert,roberta] [--out DIR]
 
