@@ -16,9 +16,9 @@ extends the training features: the teacher labels them with its soft targets, an
 learn those alone (weight 1), while labelled batches keep the mix above; the intermediate stage
 reads them too. An epoch covers the labelled and the transfer features.
 
-The teacher's prediction-layer outputs (for the transfer data too) are computed once, under inference mode and in bf16 where the
-device runs it fast (``teacher_dtype="auto"``, :func:`~.distributed.use_bf16`), and cached in a numpy
-memmap in ``OUT/.distill-work/`` for every epoch and every seed; the work area is removed when the run
+The teacher's prediction-layer outputs (for the transfer data too) are computed once, under
+inference mode and in bf16 where the device runs it fast (``teacher_dtype="auto"``,
+:func:`~.distributed.use_bf16`), and cached in a numpy memmap in ``OUT/.distill-work/`` for every epoch and every seed; the work area is removed when the run
 completes. The data is encoded once, with the teacher's tokenizer, which the student must share.
 
 The student (``model``; checked and built by :mod:`.distill_plan`):
@@ -122,7 +122,7 @@ def distill(config: DistillConfig, progress: bool = True, *, table: bool = False
     plan = plan_distillation(config)
     data = prepare_data(config, labels=plan.labels, tokenizer=plan.tokenizer)
     if config.transfer:
-        # the label column is not passed on: a transfer file's labels, if any, are never read
+        # no label column: a transfer file need not have one, and labels it has are dropped unused
         options = {k: getattr(config, k) for k in ("text_column", "pair_column", "on_error")}
         examples = read_transfer(plan.task, config.transfer, config.transfer_format, options)
         data = with_transfer(data, config, examples)
