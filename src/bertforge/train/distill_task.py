@@ -18,8 +18,9 @@ reads them too. An epoch covers the labelled and the transfer features.
 
 The teacher's prediction-layer outputs (for the transfer data too) are computed once, under
 inference mode and in bf16 where the device runs it fast (``teacher_dtype="auto"``,
-:func:`~.distributed.use_bf16`), and cached in a numpy memmap in ``OUT/.distill-work/`` for every epoch and every seed; the work area is removed when the run
-completes. The data is encoded once, with the teacher's tokenizer, which the student must share.
+:func:`~.distributed.use_bf16`), and cached in a numpy memmap in ``OUT/.distill-work/`` for every
+epoch and every seed; the work area is removed when the run completes. The data is encoded once,
+with the teacher's tokenizer, which the student must share.
 
 The student (``model``; checked and built by :mod:`.distill_plan`):
 
