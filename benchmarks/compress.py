@@ -14,13 +14,16 @@ the pruned form (``bertforge prune --target``), then measures every model with t
 Timed rounds alternate the models (``--rounds``, best kept), so load from other processes falls on
 all of them alike. A ratio column compares each row with the teacher in fp32.
 
+``--student-int8`` adds the distilled student's int8 form (quantised into ``--work/student-int8`` on
+every run, since the student changes between runs): distillation and quantisation together.
+
 ``--alone`` adds the same student trained on the gold labels only (``bertforge distill --alpha 0``
 or ``finetune`` from the same preset), the row distillation has to beat. A pruned row is named by the
 heads it lost (pruning stops early when the metric falls below its floor), and a column gives each
 metric's distance from the teacher's in points.
 
     python benchmarks/compress.py --teacher runs/conll --dev ../shared/datasets/conll2003/eng.testa
-        [--student runs/conll-distilled] [--alone runs/conll-alone] [--work DIR] [--target 0.4]
+        [--student runs/conll-distilled [--student-int8]] [--alone runs/conll-alone] [--work DIR] [--target 0.4]
         [--dev-limit N] [--latency-examples 64] [--rounds 3] [--threads 1] [--no-bf16] [--json FILE]
 """
 
@@ -77,6 +80,11 @@ def _pytorch_rows(name: str, path: Path, task: str, bf16: bool) -> list[Row]:
     return rows
 
 
+def _int8_row(name: str, path: Path, parameters: int, threads: int) -> Row:
+    model = OnnxModel.from_pretrained(path, threads=threads)
+    return Row(name, model, path, None, parameters, (path / QUANTIZED_FILE).stat().st_size)
+
+
 def _timed(row: Row, task: str, tokenizer: Any, examples: list[Any], batch_size: int) -> float:
     settings = InferenceSettings.for_checkpoint(row.path, task, batch_size=batch_size, dtype=row.dtype)
     start = time.perf_counter()
@@ -89,6 +97,7 @@ def main() -> None:
     parser.add_argument("--teacher", required=True, type=Path, help="fine-tuned checkpoint")
     parser.add_argument("--dev", required=True, help="labelled dev file")
     parser.add_argument("--student", type=Path, help="a distilled student (bertforge distill output)")
+    parser.add_argument("--student-int8", action="store_true", help="add the student's int8 form")
     parser.add_argument("--alone", type=Path, help="the same student trained without the teacher")
     parser.add_argument("--work", type=Path, default=Path("compress-bench"), help="where the forms go")
     parser.add_argument("--target", type=float, default=0.4, help="share of heads to prune")
@@ -115,13 +124,16 @@ def main() -> None:
     bf16 = not args.no_bf16
     rows = _pytorch_rows("teacher", args.teacher, task, bf16)
     teacher_params = rows[0].parameters
-    int8 = OnnxModel.from_pretrained(int8_dir, threads=args.threads)
-    rows.append(
-        Row("teacher int8", int8, int8_dir, None, teacher_params, (int8_dir / QUANTIZED_FILE).stat().st_size)
-    )
+    rows.append(_int8_row("teacher int8", int8_dir, teacher_params, args.threads))
     rows += _pytorch_rows("pruned", pruned_dir, task, bf16)
     if args.student is not None:
         rows += _pytorch_rows("student, distilled", args.student, task, bf16)
+        if args.student_int8:
+            student_int8 = args.work / "student-int8"
+            quantize_checkpoint(args.student, student_int8, threads=args.threads)
+            rows.append(
+                _int8_row("student, distilled, int8", student_int8, rows[-1].parameters, args.threads)
+            )
     if args.alone is not None:
         rows += _pytorch_rows("student, no teacher", args.alone, task, bf16)
 

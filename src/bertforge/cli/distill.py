@@ -48,7 +48,8 @@ def add_distill_command(sub: Any) -> None:
         description="Train a small student (a preset, a smaller checkpoint with the teacher's vocabulary, "
         "or the teacher cut to --student-layers) on a task file with the loss alpha * the teacher's soft "
         "targets at --temperature T (KL x T^2; MSE for regression) + (1 - alpha) * the gold labels, "
-        "optionally after TinyBERT's hidden-state and attention stage (--intermediate-epochs). Takes "
+        "optionally after TinyBERT's hidden-state and attention stage (--intermediate-epochs). --transfer "
+        "adds unlabelled in-domain examples that learn the soft targets alone. Takes "
         "finetune's data and training flags; the best student on --dev is saved to --out as a normal "
         "checkpoint.",
     )
@@ -69,6 +70,19 @@ def add_distill_command(sub: Any) -> None:
     p.add_argument("--train", required=True, help="labelled training file, in the format finetune reads")
     p.add_argument(
         "--dev", help="dev file, evaluated every epoch (or --eval-steps); the best student is kept"
+    )
+    p.add_argument(
+        "--transfer",
+        action="append",
+        metavar="FILE",
+        help="unlabelled in-domain examples (repeatable) that learn the teacher's soft targets alone; in "
+        "the task's format (labels, if any, ignored), or one a line with --transfer-format lines",
+    )
+    p.add_argument(
+        "--transfer-format",
+        choices=("task", "lines"),
+        help="task: the task's file format (default); lines: plain text, one example a line (a text for "
+        "classification/regression, a sentence of whitespace-split words for NER)",
     )
     p.add_argument("--out", required=True, help="output directory: the distilled checkpoint")
     p.add_argument("--alpha", type=float, help="weight of the soft targets, 1 - alpha on the labels (0.5)")

@@ -299,12 +299,17 @@ def encode_tagged(
     label_all_subwords: bool = False,
     source: str = "input",
 ) -> list[Feature]:
-    """Training features for token tagging: windows with ``labels`` on first sub-words (others -100)."""
+    """Training features for token tagging: windows with ``labels`` on first sub-words (others -100).
+    An unlabelled example (``tags`` None: a distillation's transfer data) gives windows without labels."""
     features, word_maps = encode_words([e.words for e in examples], tokenizer, max_length, stride)
     tag_ids: list[list[int]] = []
     continuation: list[list[int]] = []
     for example in examples:
-        tags = example.tags or []
+        if example.tags is None:
+            tag_ids.append([])
+            continuation.append([])
+            continue
+        tags = example.tags
         where = f"{source}:{example.line}"
         if len(tags) != len(example.words):
             raise BertForgeError(f"{where}: {len(example.words)} words but {len(tags)} tags")
@@ -318,6 +323,8 @@ def encode_tagged(
         )
     for feature in features:
         index = feature["example_index"]
+        if examples[index].tags is None:
+            continue
         start, end = feature["window"]
         labels = [IGNORE_INDEX] * feature["offset"]  # the leading specials
         for position, is_first in zip(range(start, end), feature["first"], strict=True):

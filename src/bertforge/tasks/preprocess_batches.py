@@ -54,6 +54,36 @@ def random_batches(count: int, batch_size: int, seed: int, epoch: int = 0) -> li
     return [order[k : k + batch_size] for k in range(0, count, batch_size)]
 
 
+def training_batches(
+    lengths: Sequence[int],
+    batch_size: int,
+    seed: int,
+    epoch: int = 0,
+    group_by_length: bool = True,
+    labelled: int | None = None,
+) -> list[list[int]]:
+    """An epoch's training batches: length-grouped, or plain shuffled with ``group_by_length=False``.
+
+    ``labelled`` < ``len(lengths)``: features ``[labelled:]`` carry no labels (a distillation's
+    transfer data). They are batched apart from ``[:labelled]`` and the two sets of batches are
+    shuffled together, so a batch is all labelled or all unlabelled: its loss has one form, and
+    ``collate`` sees the same keys in every row. Without them the order is exactly the one-set order."""
+
+    def order(part: Sequence[int], part_seed: int) -> list[list[int]]:
+        if group_by_length:
+            return length_grouped_batches(part, batch_size, part_seed, epoch)
+        return random_batches(len(part), batch_size, part_seed, epoch)
+
+    if labelled is None or labelled >= len(lengths):
+        return order(lengths, seed)
+    first = order(lengths[:labelled], seed)
+    # another seed for the second set, so its order is not a copy of the first's permutation
+    second = [[labelled + i for i in batch] for batch in order(lengths[labelled:], seed + 7919)]
+    batches = first + second
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch + 104_729)
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+
+
 def sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     """Inference order: longest first, so padding is minimal; callers put results back in place."""
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
@@ -97,7 +127,6 @@ def _nested(feature: Feature) -> bool:
 def _pad(rows: list[Any], width: int, fill: int) -> torch.Tensor:
     if rows and rows[0] and isinstance(rows[0][0], list):  # (B, C, T)
         return torch.stack([_pad(choice_rows, width, fill) for choice_rows in rows])
-    out = torch.full((len(rows), width), fill, dtype=torch.long)
-    for i, row in enumerate(rows):
-        out[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-    return out
+    # One tensor from padded lists: 2026-11-29, this 2-core AVX2 CPU, 2.5-3x faster than filling a
+    # torch.full row by row (12 against 29 us at batch 1, 0.3 against 0.9 ms at 32 x 64).
+    return torch.tensor([[*row, *[fill] * (width - len(row))] for row in rows], dtype=torch.long)

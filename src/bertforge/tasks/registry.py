@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BertForgeError
-from .examples import ReadResult
+from .examples import ReadResult, TaggedExample, TextExample
 from .metrics import MAIN_METRIC, task_metrics
 
 if TYPE_CHECKING:
@@ -66,7 +66,10 @@ class TaskDefinition:
     * ``predict(model, tokenizer, examples, settings) -> [prediction dict]``, one per example;
     * ``metrics(examples, predictions) -> dict``, the main metric first;
     * ``detect(config) -> bool``: when several tasks share ``head``, whether a checkpoint with this
-      config is this task (None: the fallback for its head).
+      config is this task (None: the fallback for its head);
+    * ``from_line(text, line) -> example``: an unlabelled example from one line of plain text (a
+      distillation's transfer data, ``transfer_format="lines"``); None when the task has no
+      one-line form (QA, multiple choice).
     """
 
     name: str
@@ -82,6 +85,7 @@ class TaskDefinition:
     config_overrides: Callable[[list[str] | None], dict[str, Any]] = _no_overrides
     config_extra: Callable[[Sequence[Any], FinetuneConfig], dict[str, Any]] = _no_extra
     detect: Callable[[Any], bool] | None = None
+    from_line: Callable[[str, int], Any] | None = None
     max_length: int = 128  # default window when neither the run nor the checkpoint says
     stride: int = 32  # default tokens shared by windows
     stride_setting: str = "window_stride"  # the FinetuneConfig field that sets the stride
@@ -258,6 +262,7 @@ CLASSIFICATION = TaskDefinition(
     label_set=_classification_labels,
     config_overrides=lambda labels: {**_label_maps(labels), "problem_type": "single_label_classification"},
     detect=None,
+    from_line=lambda text, line: TextExample(text, None, None, line),
 )
 
 REGRESSION = TaskDefinition(
@@ -278,6 +283,7 @@ REGRESSION = TaskDefinition(
         "problem_type": "regression",
     },
     detect=_is_regression,
+    from_line=lambda text, line: TextExample(text, None, None, line),
 )
 
 
@@ -367,6 +373,8 @@ NER = TaskDefinition(
     gold_labels=lambda e: list(e.tags or ()),
     label_set=_ner_labels,
     config_overrides=_label_maps,
+    # one sentence a line, its words split at whitespace (CoNLL's words are whitespace-free tokens)
+    from_line=lambda text, line: TaggedExample(text.split(), None, line),
 )
 
 

@@ -1,8 +1,8 @@
 """The typed config of a task distillation (``bertforge distill``, :mod:`.distill_task`): a
 fine-tuning run (:class:`~.finetune_config.FinetuneConfig`: files, columns, windows, schedule, seeds)
 whose ``model`` is the student, plus the teacher, the loss's weight and temperature, the
-intermediate stage and the layers. Defaults: alpha 0.5, T 2 (Hinton et al. 2015 use 1-20; 2-4 is
-usual for BERT tasks), no intermediate stage."""
+intermediate stage, the layers and the transfer data. Defaults: alpha 0.5, T 2 (Hinton et al. 2015
+use 1-20; 2-4 is usual for BERT tasks), no intermediate stage, no transfer data."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from ..tasks.arguments import argument
 from .finetune_config import FinetuneConfig
 
 TEACHER_DTYPES = ("auto", "bf16", "fp32")
+TRANSFER_FORMATS = ("task", "lines")  # how a transfer file is read (.distill_transfer)
 
 
 @dataclass
@@ -27,6 +28,9 @@ class DistillConfig(FinetuneConfig):
     student_layers: list[int] | None = None  # teacher layers (0-based) that start the student's
     layer_map: list[int] | None = None  # intermediate stage: the teacher layer of each student layer
     teacher_dtype: str = "auto"  # auto: bf16 where the device runs it fast (AMX CPUs, GPUs)
+    # unlabelled in-domain examples that learn the teacher's soft targets alone (.distill_transfer)
+    transfer: list[str] | None = None
+    transfer_format: str = "task"  # "task": the task's file format, labels ignored; "lines": one a line
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -43,6 +47,12 @@ class DistillConfig(FinetuneConfig):
         if not self.intermediate_epochs >= 0:
             raise BertForgeError(
                 f"{argument('intermediate_epochs', self.intermediate_epochs)} must be 0 or more"
+            )
+        if isinstance(self.transfer, str):
+            self.transfer = [self.transfer]
+        if self.transfer_format not in TRANSFER_FORMATS:
+            raise BertForgeError(
+                f"{argument('transfer_format', self.transfer_format)} must be one of {', '.join(TRANSFER_FORMATS)}"
             )
         if self.teacher_dtype not in TEACHER_DTYPES:
             raise BertForgeError(

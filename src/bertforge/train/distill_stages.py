@@ -10,7 +10,8 @@
   labels. The soft part depends on the head (:data:`SOFT_KINDS`): KL at temperature T (× T²) of the
   class or choice distributions; MSE to the teacher's value for regression; the per-token KL over the
   real (non-padding) tokens for tagging; the mean of the start and end KLs over the real tokens of
-  the window for extractive QA.
+  the window for extractive QA. A batch of transfer data (unlabelled features, :mod:`.distill_transfer`)
+  learns the soft targets alone.
 * :class:`IntermediateLoss` and :func:`intermediate_stage`: TinyBERT's first stage. The student's
   embedding output and each layer's output follow the mapped teacher layer's (MSE, through one learned
   projection shared by all layers when the widths differ) and each layer's attention distributions
@@ -41,7 +42,7 @@ from ..auto import forward_kwargs
 from ..fileio import atomic_open, atomic_path, atomic_write_json
 from ..pipelines.common import MODEL_INPUTS, run_features
 from ..tasks.preprocess import Feature
-from ..tasks.preprocess_batches import collate, feature_length, length_grouped_batches, random_batches
+from ..tasks.preprocess_batches import collate, feature_length, training_batches
 from .distill_losses import attention_kl_loss, hidden_mse_loss, soft_target_loss
 from .finetune import training_step
 from .finetune_config import FinetuneConfig
@@ -60,6 +61,7 @@ MANIFEST_FILE = "teacher_outputs.json"
 # yet it stays finite, so the KL's 0 * (a - b) terms are 0 and not NaN.
 _PADDED_LOGIT = -1e4
 _LABEL_KEYS = ("labels", "start_positions", "end_positions")
+_INPUT_KEYS = ("input_ids", "token_type_ids")
 
 
 # ------------------------------------------------------------------------------ teacher outputs
@@ -125,8 +127,10 @@ def teacher_outputs(
     names = ("start_logits", "end_logits") if kind == "span" else ("logits",)
     counts = [feature_length(f) if per_token else 1 for f in features]
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    # Inputs only: transfer features carry no labels, and collate pads a key only every row has.
+    inputs = [{k: f[k] for k in _INPUT_KEYS if k in f} for f in features]
     results = run_features(
-        teacher, features, pad_token_id, batch_size, dtype, outputs=names, per_token=per_token
+        teacher, inputs, pad_token_id, batch_size, dtype, outputs=names, per_token=per_token
     )
     with atomic_path(directory / OUTPUTS_FILE) as tmp:
         rows: np.memmap | None = None
@@ -177,21 +181,31 @@ def soft_loss(
 
 class PredictionLoss:
     """``alpha`` * soft targets + (1 - ``alpha``) * the model's own loss on the gold labels, for the
-    fine-tuning loop (the batch's ``feature_index`` finds the teacher's cached outputs)."""
+    fine-tuning loop (the batch's ``feature_index`` finds the teacher's cached outputs).
 
-    def __init__(self, outputs: TeacherOutputs, alpha: float, temperature: float) -> None:
+    Features from ``labelled`` on are transfer data, without labels: their batches (never mixed
+    with labelled ones, :func:`~bertforge.tasks.preprocess_batches.training_batches`) learn the soft
+    targets alone, at full weight, as DistilBERT's and TinyBERT's task stages learn their extra data."""
+
+    def __init__(
+        self, outputs: TeacherOutputs, alpha: float, temperature: float, labelled: int | None = None
+    ) -> None:
         self.outputs, self.alpha, self.temperature = outputs, alpha, temperature
+        self.labelled = len(outputs.offsets) - 1 if labelled is None else labelled
 
     def __call__(self, model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        keys = MODEL_INPUTS + (_LABEL_KEYS if self.alpha < 1 else ())
+        indices = batch["feature_index"].tolist()
+        transfer = min(indices) >= self.labelled
+        assert transfer or max(indices) < self.labelled, "a batch mixes labelled and transfer features"
+        alpha = 1.0 if transfer else self.alpha
+        keys = MODEL_INPUTS + (_LABEL_KEYS if alpha < 1 else ())
         output = model(**forward_kwargs(model, {k: v for k, v in batch.items() if k in keys}))
-        device = batch["input_ids"].device
-        teacher = self.outputs.batch(batch["feature_index"].tolist(), device)
-        loss = self.alpha * soft_loss(
+        teacher = self.outputs.batch(indices, batch["input_ids"].device)
+        loss = alpha * soft_loss(
             self.outputs.kind, output, teacher, batch["attention_mask"], self.temperature
         )
-        if self.alpha < 1:
-            loss = loss + (1 - self.alpha) * output.loss
+        if alpha < 1:
+            loss = loss + (1 - alpha) * output.loss
         return loss
 
 
@@ -282,12 +296,20 @@ def intermediate_stage(
     layer_map: list[int],
     teacher_dtype: torch.dtype | None,
     progress: bool = True,
+    labelled: int | None = None,
 ) -> list[float]:
     """Train ``student`` (in place) for ``epochs`` on the intermediate losses, with the run's batch
-    size, learning rate, warm-up, clipping and batch order; returns the loss of every step."""
+    size, learning rate, warm-up, clipping and batch order; returns the loss of every step.
+    Features from ``labelled`` on (transfer data) are batched apart, as in the prediction stage."""
     stage = IntermediateLoss(student, teacher, layer_map, teacher_dtype).to(config.device)
     lengths = [feature_length(f) for f in features]
-    steps_per_epoch = math.ceil(len(features) / config.batch_size)
+
+    def epoch_batches(epoch: int) -> list[list[int]]:
+        return training_batches(
+            lengths, config.batch_size, config.seed, epoch, config.group_by_length, labelled
+        )
+
+    steps_per_epoch = len(epoch_batches(0))
     total_steps = max(1, math.ceil(steps_per_epoch * epochs))
     optimizer = build_optimizer(
         stage, OptimConfig(lr=config.lr, weight_decay=config.weight_decay, eps=config.adam_eps)
@@ -303,12 +325,7 @@ def intermediate_stage(
     stage.train()
     epoch = 0
     while len(losses) < total_steps:
-        order = (
-            length_grouped_batches(lengths, config.batch_size, config.seed, epoch)
-            if config.group_by_length
-            else random_batches(len(features), config.batch_size, config.seed, epoch)
-        )
-        for indices in order[: total_steps - len(losses)]:
+        for indices in epoch_batches(epoch)[: total_steps - len(losses)]:
             batch = collate([features[i] for i in indices], pad_token_id)
             losses.append(
                 training_step(stage, batch, optimizer, scheduler, dtype, config.max_grad_norm, _stage_loss)

@@ -11,10 +11,16 @@ stages, as TinyBERT (Jiao et al., 2020) distils a task:
    temperature T (KL × T²; MSE to its prediction for regression; per real token for tagging; start
    and end distributions for QA) + (1 - ``alpha``) * the gold labels (:class:`~.distill_stages.PredictionLoss`).
 
-The teacher's prediction-layer outputs are computed once, under inference mode and in bf16 where the
-device runs it fast (``teacher_dtype="auto"``, :func:`~.distributed.use_bf16`), and cached in a numpy
-memmap in ``OUT/.distill-work/`` for every epoch and every seed; the work area is removed when the run
-completes. The data is encoded once, with the teacher's tokenizer, which the student must share.
+Transfer data (``transfer``: files of unlabelled in-domain examples, :mod:`.distill_transfer`)
+extends the training features: the teacher labels them with its soft targets, and their batches
+learn those alone (weight 1), while labelled batches keep the mix above; the intermediate stage
+reads them too. An epoch covers the labelled and the transfer features.
+
+The teacher's prediction-layer outputs (for the transfer data too) are computed once, under
+inference mode and in bf16 where the device runs it fast (``teacher_dtype="auto"``,
+:func:`~.distributed.use_bf16`), and cached in a numpy memmap in ``OUT/.distill-work/`` for every
+epoch and every seed; the work area is removed when the run completes. The data is encoded once,
+with the teacher's tokenizer, which the student must share.
 
 The student (``model``; checked and built by :mod:`.distill_plan`):
 
@@ -47,6 +53,7 @@ from . import checkpointing as ckpt
 from .distill_config import DistillConfig
 from .distill_plan import DistillPlan, build_student, plan_distillation
 from .distill_stages import PredictionLoss, intermediate_stage, teacher_outputs
+from .distill_transfer import read_transfer, with_transfer
 from .distributed import use_bf16
 from .finetune import FinetuneResult, TaskData, check_output_dir, finetune, prepare_data, seed_everything
 from .finetune_config import FinetuneConfig
@@ -84,6 +91,7 @@ def _train_student(
     work = out / WORK_DIR
     teacher_dtype = _teacher_dtype(config)
     resuming = bool(config.resume) and ckpt.resolve_resume(config.resume, out) is not None
+    labelled = len(data.features) - data.unlabelled
     outputs = teacher_outputs(
         plan.teacher, config.teacher, data.features, plan.kind, cache_dir,
         pad_token_id=data.tokenizer.pad_token_id, batch_size=config.eval_batch_size, dtype=teacher_dtype,
@@ -96,11 +104,11 @@ def _train_student(
             intermediate[config.seed] = intermediate_stage(
                 student, plan.teacher, data.features, data.tokenizer.pad_token_id, config,
                 epochs=config.intermediate_epochs, layer_map=plan.layer_map,
-                teacher_dtype=teacher_dtype, progress=progress,
+                teacher_dtype=teacher_dtype, progress=progress, labelled=labelled,
             )  # fmt: skip
         init = work / "student"
         student.save_pretrained(init)
-    loss = PredictionLoss(outputs, config.alpha, config.temperature)
+    loss = PredictionLoss(outputs, config.alpha, config.temperature, labelled)
     run = finetune(config, progress, data=data, init=init, loss=loss)
     shutil.rmtree(work, ignore_errors=True)
     return run
@@ -114,6 +122,15 @@ def distill(config: DistillConfig, progress: bool = True, *, table: bool = False
     config = config.resolved()
     plan = plan_distillation(config)
     data = prepare_data(config, labels=plan.labels, tokenizer=plan.tokenizer)
+    if config.transfer:
+        # no label column: a transfer file need not have one, and labels it has are dropped unused
+        options = {k: getattr(config, k) for k in ("text_column", "pair_column", "on_error")}
+        examples = read_transfer(plan.task, config.transfer, config.transfer_format, options)
+        data = with_transfer(data, config, examples)
+        logger.info(
+            "transfer data: %d examples -> %d features, after %d labelled features",
+            len(examples), data.unlabelled, len(data.features) - data.unlabelled,
+        )  # fmt: skip
     out = Path(config.out)
     check_output_dir(out)
     settings = InferenceSettings(

@@ -65,7 +65,7 @@ from ..pipelines.common import (
 from ..pipelines.evaluation import check_known_labels, check_labelled, evaluate_examples, read_examples
 from ..tasks.arguments import argument
 from ..tasks.preprocess import Feature, label_maps
-from ..tasks.preprocess_batches import collate, feature_length, length_grouped_batches, random_batches
+from ..tasks.preprocess_batches import collate, feature_length, training_batches
 from ..tasks.registry import TaskDefinition, get_task
 from . import checkpointing as ckpt
 from .finetune_config import FinetuneConfig
@@ -171,6 +171,9 @@ class TaskData:
     extra: dict[str, Any]  # entries for the model config's ``extra`` (QA: version_2_with_negative)
     features: list[Feature]
     max_seq_length: int  # what the features were encoded with (``fit`` may have shortened it)
+    # The last ``unlabelled`` features carry no labels (a distillation's transfer data): batches never
+    # mix them with labelled ones, and only a loss that needs no labels (the teacher's) can train on them.
+    unlabelled: int = 0
 
 
 def _checkpoint_family(path: str | Path) -> str:
@@ -381,8 +384,15 @@ def finetune(
         model.gradient_checkpointing_enable()
     model.to(device)
     lengths = [feature_length(f) for f in features]
+    assert not data.unlabelled or loss is not None, "unlabelled features need a loss without labels"
+    labelled = len(features) - data.unlabelled
 
-    steps_per_epoch = math.ceil(len(features) / config.batch_size)
+    def epoch_batches(epoch: int) -> list[list[int]]:
+        return training_batches(
+            lengths, config.batch_size, config.seed, epoch, config.group_by_length, labelled
+        )
+
+    steps_per_epoch = len(epoch_batches(0))
     total_steps = max(1, math.ceil(steps_per_epoch * config.epochs))
     optimizer = build_optimizer(
         model,
@@ -488,12 +498,7 @@ def finetune(
     model.train()
     start = time.perf_counter() - elapsed_before
     while step < total_steps and not stop:
-        order = (
-            length_grouped_batches(lengths, config.batch_size, config.seed, epoch)
-            if config.group_by_length
-            else random_batches(len(features), config.batch_size, config.seed, epoch)
-        )
-        for indices in order[position:]:
+        for indices in epoch_batches(epoch)[position:]:
             position += 1
             tick = time.perf_counter()
             batch = collate([features[i] for i in indices], tokenizer.pad_token_id)
