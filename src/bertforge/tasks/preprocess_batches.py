@@ -59,10 +59,10 @@ def training_batches(
     batch_size: int,
     seed: int,
     epoch: int = 0,
-    group_by_length: bool = True,
+    group_by_length: bool = False,
     labelled: int | None = None,
 ) -> list[list[int]]:
-    """An epoch's training batches: length-grouped, or plain shuffled with ``group_by_length=False``.
+    """An epoch's training batches: plain shuffled, or length-grouped with ``group_by_length=True``.
 
     ``labelled`` < ``len(lengths)``: features ``[labelled:]`` carry no labels (a distillation's
     transfer data). They are batched apart from ``[:labelled]`` and the two sets of batches are
