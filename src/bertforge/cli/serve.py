@@ -44,6 +44,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
         device=args.device,
         batch_size=args.batch_size,
         model_name=args.model_name,
+        memory_trim_interval_s=args.memory_trim_interval,
     )
     if args.threads:
         import torch
@@ -118,6 +119,11 @@ def add_serve_command(sub: Any) -> None:
     p.add_argument(
         "--model-name", help="name reported by /info and /v1/embeddings (default: the directory's)"
     )
+    p.add_argument(
+        "--memory-trim-interval", type=_non_negative_float, default=1.0, metavar="SECONDS",
+        help="at most this often, hand memory freed by batches back to the OS so RSS stays flat "
+        "(glibc's malloc_trim; 0: never; default: %(default)s)",
+    )  # fmt: skip
     p.add_argument(
         "--graceful-timeout", type=_non_negative_float, default=None,
         help="on SIGTERM, seconds to let queued requests finish (default: wait for all)",

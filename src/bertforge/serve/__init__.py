@@ -2,6 +2,7 @@
 
 * :mod:`.settings` — :class:`ServeSettings`, the limits and batching knobs;
 * :mod:`.batcher` — the bounded queue and the worker thread that batches under a token budget;
+* :mod:`.memory` — handing memory freed by batches back to the OS (glibc's ``malloc_trim``);
 * :mod:`.runners` — what the checkpoint can do, as batch runners over the library's pipelines;
 * :mod:`.metrics` — Prometheus text for /metrics;
 * :mod:`.schemas` — the request and response bodies (pydantic, documented at /docs);

@@ -182,6 +182,7 @@ def create_app(checkpoint: str | os.PathLike[str], settings: ServeSettings | Non
         max_wait_s=settings.max_wait_ms / 1000,
         max_pending=settings.max_concurrent_requests,
         on_batch=on_batch,
+        trim_interval_s=settings.memory_trim_interval_s or None,
     )
 
     @contextlib.asynccontextmanager

@@ -11,7 +11,8 @@ How a batch forms (the text-embeddings-inference way):
    forward pass pads little) and hands each job its own slice of the results.
 
 A batch that fails is run again one job at a time, so a bad input fails only its own request and
-the worker lives on. The queue is bounded: past ``max_pending`` admitted jobs (queued or running)
+the worker lives on. At most every ``trim_interval_s`` the worker hands the memory its batches freed
+back to the OS (:func:`~.memory.release_freed_memory`), so the server's RSS stays flat. The queue is bounded: past ``max_pending`` admitted jobs (queued or running)
 :meth:`Batcher.submit` raises :class:`QueueFull`, which the app answers with 429.
 """
 
@@ -24,6 +25,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from .memory import release_freed_memory
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +67,7 @@ class Batcher:
         max_wait_s: float,
         max_pending: int,
         on_batch: Callable[[str, int, int, int, float], None] | None = None,
+        trim_interval_s: float | None = 1.0,
     ) -> None:
         self.runners = runners
         self.count_tokens = count_tokens
@@ -71,6 +75,10 @@ class Batcher:
         self.max_wait_s = max_wait_s
         self.max_pending = max_pending
         self.on_batch = on_batch  # (kind, jobs, items, tokens, seconds) after each batch: metrics
+        # None: never trim. A trim walks every arena: 45 ms after ~80 MB had been freed by three
+        # threads, 0.03 ms when little was (measured on the 2-core EPYC), so at most once a second.
+        self.trim_interval_s = trim_interval_s
+        self._last_trim = time.monotonic()
         self._queue: collections.deque[Job] = collections.deque()
         self._cond = threading.Condition()
         self._pending = 0  # admitted and not yet answered
@@ -171,6 +179,13 @@ class Batcher:
             tokens = sum(job.tokens or 0 for job in live)
             items = sum(len(job.items) for job in live)
             self.on_batch(live[0].kind, len(live), items, tokens, time.perf_counter() - start)
+        self._maybe_trim()
+
+    def _maybe_trim(self) -> None:
+        if self.trim_interval_s is None or time.monotonic() - self._last_trim < self.trim_interval_s:
+            return
+        release_freed_memory()
+        self._last_trim = time.monotonic()
 
     def _run_jobs(self, jobs: list[Job]) -> None:
         items = [item for job in jobs for item in job.items]

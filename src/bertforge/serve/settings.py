@@ -21,6 +21,8 @@ class ServeSettings:
     * ``max_concurrent_requests``: requests admitted (queued or running); one more is answered 429.
     * ``max_request_bytes``: the largest request body; a larger one is answered 413.
     * ``max_batch_texts``: the most texts (or question/context pairs) in one request; more is 422.
+    * ``memory_trim_interval_s``: at most this often, the worker hands memory freed by its batches
+      back to the OS (:mod:`.memory`), so RSS stays flat; 0 never does.
     """
 
     max_batch_tokens: int = 16384
@@ -33,6 +35,7 @@ class ServeSettings:
     device: str = "cpu"
     batch_size: int = 32  # texts per forward pass inside a batch (the pipelines sort by length first)
     model_name: str | None = None  # the name /info and /v1/embeddings report; default: the directory's
+    memory_trim_interval_s: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("max_batch_tokens", "max_concurrent_requests", "max_request_bytes", "max_batch_texts",
@@ -42,6 +45,8 @@ class ServeSettings:
                 raise BertForgeError(f"{name} ({value!r}) must be a positive integer")
         if self.max_wait_ms < 0:
             raise BertForgeError(f"max_wait_ms ({self.max_wait_ms}) must be 0 or more")
+        if self.memory_trim_interval_s < 0:
+            raise BertForgeError(f"memory_trim_interval_s ({self.memory_trim_interval_s}) must be 0 or more")
         if self.backend not in BACKENDS:
             raise BertForgeError(f"unknown backend {self.backend!r}; choose from {', '.join(BACKENDS)}")
 
