@@ -19,11 +19,12 @@ differences are the model and the batching:
   ``Trainer``'s RandomSampler) padded by ``DataCollatorWithPadding`` /
   ``DataCollatorForTokenClassification``, tokenised by its own ``BertTokenizerFast`` (checked equal
   to bertforge's ids);
-* bertforge (length-grouped): what ``bertforge finetune`` does by default: sort by length inside
+* bertforge (length-grouped): ``bertforge finetune --group-by-length``: sort by length inside
   mega-batches of 50 batches and shuffle the batches (``length_grouped_batches``), pad with ``collate``;
-* bertforge (random batches): exactly the peer's batches (``--no-group-by-length``), so
-  grouped-vs-random over the same seeds is the effect of batching alone, and random-vs-transformers
-  the effect of the model alone.
+* bertforge (random batches): what ``bertforge finetune`` does by default, exactly the peer's
+  batches, so grouped-vs-random over the same seeds is the effect of batching alone, and
+  random-vs-transformers the effect of the model alone. (Until 2026-11-29 length-grouped batches
+  were the default; this benchmark's 3-seed runs are why they no longer are: README, "Fine-tuning".)
 
 The sides train interleaved, step k of each back to back in rotating order, so load from other
 processes on a shared machine falls on all of them alike; a side's time is the sum of its own steps

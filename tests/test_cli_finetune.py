@@ -134,3 +134,17 @@ def test_missing_file_and_unlabelled_checkpoint_are_one_line(files: Path, capsys
     assert_one_line_error(code, err, "nope.tsv")
     code, _, err = run_cli(capsys, "evaluate", workspace() / "tiny", files / "dev.tsv")
     assert_one_line_error(code, err, "--task")
+
+
+@pytest.mark.parametrize(
+    ("flags", "grouped"), [([], False), (["--group-by-length"], True), (["--no-group-by-length"], False)]
+)
+def test_batches_are_random_unless_grouping_by_length_is_asked_for(flags: list[str], grouped: bool) -> None:
+    from bertforge.cli import build_parser
+    from bertforge.cli.tasks import config_options
+    from bertforge.train.finetune_config import FinetuneConfig
+
+    base = ["finetune", "--task", "classification", "--model", "m", "--train", "t.tsv", "--out", "o"]
+    options = config_options(build_parser().parse_args(base + flags), FinetuneConfig)
+    config = FinetuneConfig(**options)
+    assert config.group_by_length is grouped

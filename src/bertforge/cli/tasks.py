@@ -214,11 +214,11 @@ def add_training_arguments(p: argparse.ArgumentParser) -> None:
         "on long sequences for about a third more compute",
     )
     p.add_argument(
-        "--no-group-by-length",
-        dest="group_by_length",
-        action="store_false",
+        "--group-by-length",
+        action=argparse.BooleanOptionalAction,
         default=None,
-        help="plain random batches instead of length-grouped ones",
+        help="batches of similar lengths (less padding, faster, but they cost accuracy on short "
+        "fine-tunes) instead of random batches (the default)",
     )
     p.add_argument("--eval-steps", type=positive_int, help="evaluate every N steps (default: every epoch)")
     p.add_argument("--eval-batch-size", type=positive_int)
