@@ -26,23 +26,13 @@ from tokenizers.models import BPE
 from ..errors import BertForgeError
 from ..fileio import atomic_write_text
 from .base import FastTokenizer
-from .config_files import TOKENIZER_FILE, added_tokens_decoder, read_json
+from .config_files import ALL_SPECIAL_TOKEN_KEYS, TOKENIZER_FILE, added_tokens_decoder, read_json
 from .training_files import training_files, training_lines
 
 logger = logging.getLogger(__name__)
 
 VOCAB_JSON_FILE = "vocab.json"
 MERGES_FILE = "merges.txt"
-# transformers' all_special_tokens order for RoBERTa.
-ROBERTA_SPECIAL_TOKEN_KEYS = (
-    "bos_token",
-    "eos_token",
-    "unk_token",
-    "sep_token",
-    "pad_token",
-    "cls_token",
-    "mask_token",
-)
 # fairseq's order; train() assigns these ids 0..4.
 BPE_TRAIN_SPECIAL_TOKENS = ("<s>", "<pad>", "</s>", "<unk>", "<mask>")
 _BPE_CONFIG_KEYS = ("add_prefix_space", "trim_offsets", "errors")
@@ -114,7 +104,7 @@ class RobertaTokenizer(FastTokenizer):
 
     tokenizer_class: ClassVar[str] = "RobertaTokenizer"
     model_input_names = ["input_ids", "attention_mask"]
-    special_token_keys: ClassVar[tuple[str, ...]] = ROBERTA_SPECIAL_TOKEN_KEYS
+    special_token_keys: ClassVar[tuple[str, ...]] = ALL_SPECIAL_TOKEN_KEYS  # every key, transformers' order
     config_keys: ClassVar[tuple[str, ...]] = _BPE_CONFIG_KEYS
 
     def __init__(

@@ -34,22 +34,12 @@ from tokenizers.models import Unigram
 from ..errors import BertForgeError
 from ..fileio import atomic_write_bytes
 from .base import FastTokenizer
-from .config_files import TOKENIZER_FILE, added_tokens_decoder, read_json
+from .config_files import ALL_SPECIAL_TOKEN_KEYS, TOKENIZER_FILE, added_tokens_decoder, read_json
 from .training_files import training_files, training_lines
 
 logger = logging.getLogger(__name__)
 
 SPIECE_FILE = "spiece.model"
-# transformers' all_special_tokens order for ALBERT.
-ALBERT_SPECIAL_TOKEN_KEYS = (
-    "bos_token",
-    "eos_token",
-    "unk_token",
-    "sep_token",
-    "pad_token",
-    "cls_token",
-    "mask_token",
-)
 # ALBERT's order; train() assigns these ids 0..4.
 UNIGRAM_TRAIN_SPECIAL_TOKENS = ("<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]")
 _UNIGRAM_CONFIG_KEYS = ("do_lower_case", "keep_accents", "add_prefix_space", "trim_offsets", "remove_space")
@@ -236,7 +226,7 @@ class AlbertTokenizer(FastTokenizer):
     # transformers 5 leaves token_type_ids out by default for ALBERT (4.x returned them); pass
     # return_token_type_ids=True, or model_input_names, for segment ids.
     model_input_names = ["input_ids", "attention_mask"]
-    special_token_keys: ClassVar[tuple[str, ...]] = ALBERT_SPECIAL_TOKEN_KEYS
+    special_token_keys: ClassVar[tuple[str, ...]] = ALL_SPECIAL_TOKEN_KEYS  # every key, transformers' order
     config_keys: ClassVar[tuple[str, ...]] = _UNIGRAM_CONFIG_KEYS
 
     def __init__(
