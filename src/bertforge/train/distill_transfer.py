@@ -76,7 +76,12 @@ def read_transfer(
     examples: list[Any] = []
     for path in paths:
         what = f"transfer file {argument('transfer', path)}"
-        text = read_text_file(path, what, "pass an existing file of unlabelled in-domain examples")
+        # read_text_file names the path itself: "transfer file X not found; <hint>"
+        text = read_text_file(
+            path,
+            "transfer file",
+            f"fix {argument('transfer', path)}: pass an existing file of unlabelled in-domain examples",
+        )
         if not text.strip():
             raise BertForgeError(f"{what} is empty; pass a file of unlabelled in-domain examples")
         if transfer_format == "lines":
