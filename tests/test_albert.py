@@ -18,7 +18,8 @@ import bertforge.auto as bf_auto
 from _helpers import BATCH, LENGTHS, SEQ, assert_close, assert_mlm_checkpoint_moves_both_ways, padded_batch
 from bertforge.errors import BertForgeError
 from bertforge.models import albert as bf_albert
-from bertforge.models.albert import AlbertConfig, AlbertForMaskedLM, AlbertForPreTraining, AlbertModel
+from bertforge.models.albert import AlbertForMaskedLM, AlbertForPreTraining, AlbertModel
+from bertforge.models.albert_config import AlbertConfig
 from bertforge.ops import key_padding_mask
 
 TINY: dict[str, Any] = {

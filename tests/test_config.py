@@ -1,9 +1,13 @@
-"""BertConfig: defaults, presets, config.json round trips (with transformers both ways), labels, validation."""
+"""BertConfig: defaults, presets, config.json round trips (with transformers both ways), labels, validation;
+and the other families' config modules: free of torch, still importable from the modeling modules."""
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
+import subprocess
+import sys
 
 import pytest
 import transformers
@@ -299,3 +303,29 @@ def test_config_json_that_is_a_list_is_rejected(tmp_path):
     (tmp_path / "config.json").write_text("[1, 2]")
     with pytest.raises(BertForgeError, match="JSON object"):
         BertConfig.from_pretrained(tmp_path)
+
+
+# ----------------------------------------------------------------------------------- family configs
+FAMILY_CONFIGS = {"albert": "AlbertConfig", "distilbert": "DistilBertConfig", "roberta": "RobertaConfig"}
+
+
+def test_family_configs_build_save_and_load_without_importing_torch(tmp_path):
+    # Reading or listing a config (the CLI's checks, AutoConfig) should not pay for torch.
+    code = (
+        "import sys\n"
+        "from bertforge.auto import AutoConfig, config_class_for\n"
+        f"for model_type in {list(FAMILY_CONFIGS)!r}:\n"
+        "    config = config_class_for(model_type).from_preset(model_type + '-tiny')\n"
+        f"    config.save_pretrained({str(tmp_path)!r} + '/' + model_type)\n"
+        f"    assert AutoConfig.from_pretrained({str(tmp_path)!r} + '/' + model_type) == config\n"
+        "assert 'torch' not in sys.modules, 'loading a family config imported torch'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize(("family", "name"), FAMILY_CONFIGS.items())
+def test_family_config_is_still_importable_from_its_modeling_module(family, name):
+    modeling = importlib.import_module(f"bertforge.models.{family}")
+    configuration = importlib.import_module(f"bertforge.models.{family}_config")
+    assert getattr(modeling, name) is getattr(configuration, name)
+    assert name in modeling.__all__

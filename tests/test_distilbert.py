@@ -31,12 +31,12 @@ from bertforge.auto import (
 from bertforge.errors import BertForgeError
 from bertforge.models import distilbert as D
 from bertforge.models.distilbert import (
-    DistilBertConfig,
     DistilBertForMaskedLM,
     DistilBertForQuestionAnswering,
     DistilBertForSequenceClassification,
     DistilBertModel,
 )
+from bertforge.models.distilbert_config import DistilBertConfig
 from bertforge.ops import sinusoidal_positions
 
 VOCAB = 99

@@ -17,7 +17,8 @@ from _helpers import assert_close
 from _pretrain_helpers import make_dataset, tiny_recipe
 from bertforge import BertConfig, BertForMaskedLM, BertForPreTraining
 from bertforge.errors import BertForgeError
-from bertforge.models.distilbert import DistilBertConfig, DistilBertForMaskedLM
+from bertforge.models.distilbert import DistilBertForMaskedLM
+from bertforge.models.distilbert_config import DistilBertConfig
 from bertforge.train.distill import (
     DistillationLoss,
     default_teacher_layers,

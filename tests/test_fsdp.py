@@ -19,8 +19,10 @@ from _pretrain_helpers import make_dataset, tiny_recipe
 from bertforge.config import BertConfig
 from bertforge.errors import BertForgeError
 from bertforge.heads import BertForPreTraining
-from bertforge.models.albert import AlbertConfig, AlbertForPreTraining
-from bertforge.models.distilbert import DistilBertConfig, DistilBertForMaskedLM
+from bertforge.models.albert import AlbertForPreTraining
+from bertforge.models.albert_config import AlbertConfig
+from bertforge.models.distilbert import DistilBertForMaskedLM
+from bertforge.models.distilbert_config import DistilBertConfig
 from bertforge.train import checkpointing as ckpt
 from bertforge.train.fsdp import encoder_blocks
 from bertforge.train.logging import read_metrics

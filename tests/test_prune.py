@@ -20,9 +20,10 @@ from bertforge import BertConfig  # noqa: E402
 from bertforge.auto import model_class_for  # noqa: E402
 from bertforge.cli import main  # noqa: E402
 from bertforge.errors import BertForgeError  # noqa: E402
-from bertforge.models.albert import AlbertConfig, AlbertForSequenceClassification  # noqa: E402
-from bertforge.models.distilbert import DistilBertConfig  # noqa: E402
-from bertforge.models.roberta import RobertaConfig  # noqa: E402
+from bertforge.models.albert import AlbertForSequenceClassification  # noqa: E402
+from bertforge.models.albert_config import AlbertConfig  # noqa: E402
+from bertforge.models.distilbert_config import DistilBertConfig  # noqa: E402
+from bertforge.models.roberta_config import RobertaConfig  # noqa: E402
 from bertforge.pruning import head_gates, heads_per_layer, prune_heads  # noqa: E402
 from bertforge.train import prune as prune_module  # noqa: E402
 from bertforge.train.prune import PruneConfig, head_importance, prune_checkpoint  # noqa: E402

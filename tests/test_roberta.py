@@ -15,15 +15,14 @@ from _helpers import TINY, assert_close, assert_mlm_checkpoint_moves_both_ways, 
 from bertforge import auto
 from bertforge.errors import BertForgeError
 from bertforge.models.roberta import (
-    RobertaConfig,
     RobertaForMaskedLM,
     RobertaForMultipleChoice,
     RobertaForSequenceClassification,
     RobertaForTokenClassification,
     RobertaModel,
     create_position_ids_from_input_ids,
-    roberta_preset_names,
 )
+from bertforge.models.roberta_config import RobertaConfig, roberta_preset_names
 
 # CONTRACT's tiny sizes; RoBERTa's pad id 1 and 64 tokens + the 2 rows before the first position.
 ROBERTA_TINY: dict[str, Any] = {

@@ -51,9 +51,9 @@ _EXPORTS = {
     "load_tokenizer": "tokenization",
     "embed": "embed",
     "Embedder": "embed",
-    "RobertaConfig": "models.roberta",
-    "AlbertConfig": "models.albert",
-    "DistilBertConfig": "models.distilbert",
+    "RobertaConfig": "models.roberta_config",
+    "AlbertConfig": "models.albert_config",
+    "DistilBertConfig": "models.distilbert_config",
     "AlbertForPreTraining": "models.albert",
     "RobertaModel": "models.roberta",
     "RobertaForMaskedLM": "models.roberta",
@@ -165,7 +165,6 @@ if TYPE_CHECKING:
         BertModel,
     )
     from .models.albert import (
-        AlbertConfig,
         AlbertForMaskedLM,
         AlbertForMultipleChoice,
         AlbertForPreTraining,
@@ -174,8 +173,10 @@ if TYPE_CHECKING:
         AlbertForTokenClassification,
         AlbertModel,
     )
+    from .models.albert_config import (
+        AlbertConfig,
+    )
     from .models.distilbert import (
-        DistilBertConfig,
         DistilBertForMaskedLM,
         DistilBertForMultipleChoice,
         DistilBertForQuestionAnswering,
@@ -183,14 +184,19 @@ if TYPE_CHECKING:
         DistilBertForTokenClassification,
         DistilBertModel,
     )
+    from .models.distilbert_config import (
+        DistilBertConfig,
+    )
     from .models.roberta import (
-        RobertaConfig,
         RobertaForMaskedLM,
         RobertaForMultipleChoice,
         RobertaForQuestionAnswering,
         RobertaForSequenceClassification,
         RobertaForTokenClassification,
         RobertaModel,
+    )
+    from .models.roberta_config import (
+        RobertaConfig,
     )
     from .tokenization import (
         AlbertTokenizer,

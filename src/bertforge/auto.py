@@ -99,7 +99,7 @@ FAMILIES: dict[str, Family] = {
     # RoBERTa pretrains with masked LM alone: its pretraining model is the MLM head.
     "roberta": Family(
         "roberta",
-        "bertforge.models.roberta:RobertaConfig",
+        "bertforge.models.roberta_config:RobertaConfig",
         {
             **_heads("bertforge.models.roberta", "Roberta", _STANDARD_HEADS),
             "pretraining": "bertforge.models.roberta:RobertaForMaskedLM",
@@ -107,7 +107,7 @@ FAMILIES: dict[str, Family] = {
     ),
     "albert": Family(
         "albert",
-        "bertforge.models.albert:AlbertConfig",
+        "bertforge.models.albert_config:AlbertConfig",
         {
             **_heads("bertforge.models.albert", "Albert", _STANDARD_HEADS),
             "pretraining": "bertforge.models.albert:AlbertForPreTraining",
@@ -115,7 +115,7 @@ FAMILIES: dict[str, Family] = {
     ),
     "distilbert": Family(
         "distilbert",
-        "bertforge.models.distilbert:DistilBertConfig",
+        "bertforge.models.distilbert_config:DistilBertConfig",
         {
             **_heads("bertforge.models.distilbert", "DistilBert", _STANDARD_HEADS),
             "pretraining": "bertforge.models.distilbert:DistilBertForMaskedLM",
