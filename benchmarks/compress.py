@@ -17,6 +17,11 @@ all of them alike. A ratio column compares each row with the teacher in fp32.
 ``--student-int8`` adds the distilled student's int8 form (quantised into ``--work/student-int8`` on
 every run, since the student changes between runs): distillation and quantisation together.
 
+``--onnx`` adds the teacher and the distilled student in fp32 under onnxruntime (``bertforge export
+--format onnx``, into ``--work``): at batch 1 on short sentences much of PyTorch's time is its cost
+per operator and module call, which does not shrink with the width, and onnxruntime's fused graph
+shows how fast the student is when that cost is taken away, in one runtime for both.
+
 ``--alone`` adds the same student trained on the gold labels only (``bertforge distill --alpha 0``
 or ``finetune`` from the same preset), the row distillation has to beat. A pruned row is named by the
 heads it lost (pruning stops early when the metric falls below its floor), and a column gives each
@@ -24,13 +29,14 @@ metric's distance from the teacher's in points.
 
     python benchmarks/compress.py --teacher runs/conll --dev ../shared/datasets/conll2003/eng.testa
         [--student runs/conll-distilled [--student-int8]] [--alone runs/conll-alone] [--work DIR] [--target 0.4]
-        [--dev-limit N] [--latency-examples 64] [--rounds 3] [--threads 1] [--no-bf16] [--json FILE]
+        [--dev-limit N] [--latency-examples 64] [--rounds 3] [--threads 1] [--no-bf16] [--onnx] [--json FILE]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -45,8 +51,9 @@ import torch  # noqa: E402
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
 
+from bertforge.export.onnx import export_onnx  # noqa: E402
 from bertforge.export.quantize import quantize_checkpoint, weights_size  # noqa: E402
-from bertforge.export.runtime import QUANTIZED_FILE, OnnxModel  # noqa: E402
+from bertforge.export.runtime import MODEL_FILE, QUANTIZED_FILE, OnnxModel  # noqa: E402
 from bertforge.fileio import atomic_write_json  # noqa: E402
 from bertforge.pipelines.common import InferenceSettings, detect_task, load_task_model, load_tokenizer  # noqa: E402
 from bertforge.pipelines.evaluation import evaluate_examples, predict_examples, read_examples  # noqa: E402
@@ -85,6 +92,14 @@ def _int8_row(name: str, path: Path, parameters: int, threads: int) -> Row:
     return Row(name, model, path, None, parameters, (path / QUANTIZED_FILE).stat().st_size)
 
 
+def _onnx_row(name: str, checkpoint: Path, out: Path, parameters: int, threads: int) -> Row:
+    """``checkpoint`` exported to fp32 ONNX in ``out`` (once; reused when there) under onnxruntime."""
+    if not (out / MODEL_FILE).is_file():
+        export_onnx(checkpoint, out, threads=threads)
+    model = OnnxModel.from_pretrained(out, quantized=False, threads=threads)
+    return Row(name, model, out, None, parameters, weights_size(checkpoint))
+
+
 def _timed(row: Row, task: str, tokenizer: Any, examples: list[Any], batch_size: int) -> float:
     settings = InferenceSettings.for_checkpoint(row.path, task, batch_size=batch_size, dtype=row.dtype)
     start = time.perf_counter()
@@ -106,6 +121,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-bf16", action="store_true", help="skip the bf16 rows")
+    parser.add_argument("--onnx", action="store_true", help="add fp32 onnxruntime rows (teacher, student)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -125,15 +141,32 @@ def main() -> None:
     rows = _pytorch_rows("teacher", args.teacher, task, bf16)
     teacher_params = rows[0].parameters
     rows.append(_int8_row("teacher int8", int8_dir, teacher_params, args.threads))
+    if args.onnx:
+        rows.append(
+            _onnx_row(
+                "teacher fp32, onnxruntime", args.teacher, args.work / "onnx", teacher_params, args.threads
+            )
+        )
     rows += _pytorch_rows("pruned", pruned_dir, task, bf16)
     if args.student is not None:
         rows += _pytorch_rows("student, distilled", args.student, task, bf16)
+        student_params = rows[-1].parameters
+        if args.onnx:  # re-exported on every run, as the student changes between runs
+            student_onnx = args.work / "student-onnx"
+            shutil.rmtree(student_onnx, ignore_errors=True)
+            rows.append(
+                _onnx_row(
+                    "student, distilled, fp32, onnxruntime",
+                    args.student,
+                    student_onnx,
+                    student_params,
+                    args.threads,
+                )
+            )
         if args.student_int8:
             student_int8 = args.work / "student-int8"
             quantize_checkpoint(args.student, student_int8, threads=args.threads)
-            rows.append(
-                _int8_row("student, distilled, int8", student_int8, rows[-1].parameters, args.threads)
-            )
+            rows.append(_int8_row("student, distilled, int8", student_int8, student_params, args.threads))
     if args.alone is not None:
         rows += _pytorch_rows("student, no teacher", args.alone, task, bf16)
 
