@@ -54,9 +54,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ARMS = ("pretrained", "random-init")
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+sys.path.insert(0, str(REPO / "src"))
+
+from bertforge.payoff import ARMS, build_random_twin  # noqa: E402
+
 DEFAULT_DATA = REPO.parent / "shared" / "datasets"
 FALLBACK_DATA = Path("/work/shared/datasets")
 
@@ -77,31 +80,6 @@ TASKS = {
     "cluener": Task("cluener", "ner", "cluener/train.json", "cluener/dev.json", "f1"),
     "conll2003": Task("conll2003", "ner", "conll2003/eng.train", "conll2003/eng.testa", "f1"),
 }
-
-
-def build_random_twin(model_dir: Path, out: Path, seed: int) -> Path:
-    """``out``: ``model_dir``'s architecture and tokenizer with freshly initialised weights."""
-    import torch
-
-    from bertforge.auto import AutoConfig, AutoModelForMaskedLM
-    from bertforge.pipelines.common import load_tokenizer
-
-    config = AutoConfig.from_pretrained(model_dir)
-    if (out / "config.json").exists():
-        twin = AutoConfig.from_pretrained(out)
-        if twin.to_dict() != config.to_dict():
-            raise SystemExit(f"{out} is the twin of another architecture than {model_dir}; remove it")
-        return out
-    torch.manual_seed(seed)  # as pretraining does before it builds its model
-    # The pretraining head kind does not matter downstream (fine-tuning drops it); masked-lm keeps
-    # the twin's files the shape of an MLM-only pretraining run's.
-    model = AutoModelForMaskedLM.from_config(config)
-    staging = out.with_name(out.name + ".tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    model.save_pretrained(staging)
-    load_tokenizer(model_dir).save_pretrained(staging)
-    staging.rename(out)
-    return out
 
 
 def finetune_command(args: argparse.Namespace, task: Task, model: Path, out: Path, seeds: str) -> list[str]:

@@ -22,6 +22,7 @@ import bertforge.demo
 from bertforge import BertConfig, BertForMaskedLM, BertForPreTraining, BertModel
 from bertforge.cli import main
 from bertforge.embed import Embedder
+from bertforge.errors import BertForgeError
 from bertforge.tokenizer import BertTokenizer
 
 CORPUS = [
@@ -468,7 +469,16 @@ def test_demo_runs_end_to_end_and_its_model_loads_in_transformers(capsys, tmp_pa
     transformers = pytest.importorskip("transformers")
     # The real demo trains bert-mini for 3 minutes; a few steps of bert-tiny run the same pipeline.
     figures = bertforge.demo.run_demo(
-        tmp_path, max_steps=12, vocab_size=3000, preset="bert-tiny", batch_size=8, progress=False
+        tmp_path,
+        max_steps=12,
+        vocab_size=3000,
+        preset="bert-tiny",
+        batch_size=8,
+        progress=False,
+        payoff_seeds=(0,),
+        payoff_train_per_book=4,
+        payoff_test_per_book=3,
+        payoff_epochs=1,
     )
     out = capsys.readouterr().out
     result = figures["result"]
@@ -482,6 +492,19 @@ def test_demo_runs_end_to_end_and_its_model_loads_in_transformers(capsys, tmp_pa
     assert 0.0 < figures["baseline"] < 0.2  # the most frequent token is a few percent of the text
     assert "baseline: always" in out and "悟空道：我有七十二般[MASK]化。" in out
     assert str(model_dir) in out
+    # Step 6: the pretrained model and its random-init twin, fine-tuned on sentences from the last
+    # tenth of each book, which pretraining never read.
+    payoff = figures["payoff"]
+    assert "6. does the pretraining pay off?" in out and "random init  accuracy" in out
+    assert payoff.metric == "accuracy" and len(payoff.pretrained) == len(payoff.random_init) == 1
+    pretrained_text = " ".join(
+        " ".join(p.read_text(encoding="utf-8").split()) for p in (tmp_path / "corpus" / "pretrain").iterdir()
+    )
+    test_rows = (tmp_path / "task" / "test.tsv").read_text(encoding="utf-8").splitlines()[1:]
+    assert len(test_rows) == 7 * 3
+    for row in test_rows:
+        label, text = row.split("\t")
+        assert text not in pretrained_text, (label, text)
 
     ours = BertForPreTraining.from_pretrained(model_dir).eval()
     theirs = transformers.BertForPreTraining.from_pretrained(model_dir).eval()
@@ -503,6 +526,14 @@ def test_demo_runs_end_to_end_and_its_model_loads_in_transformers(capsys, tmp_pa
         hf_tokenizer("Down the rabbit hole, 花果山")["input_ids"]
         == tokenizer("Down the rabbit hole, 花果山")["input_ids"]
     )
+
+
+def test_demo_takes_steps_or_a_budget_not_both(capsys, tmp_path):
+    code, out, err = run(capsys, "demo", "--steps", "10", "--budget", "3m", "--out", tmp_path / "demo")
+    assert code == 2 and "not allowed with argument" in err and len(err.splitlines()) == 1
+    with pytest.raises(BertForgeError, match="a step count .10. or a budget .3m., not both"):
+        bertforge.demo.run_demo(tmp_path / "demo", max_steps=10, budget="3m")
+    assert not (tmp_path / "demo").exists()
 
 
 def test_demo_rejects_a_bad_budget_before_doing_any_work(capsys, tmp_path):

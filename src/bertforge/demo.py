@@ -2,23 +2,42 @@
 
 1. learn a WordPiece vocabulary from the bundled English and Chinese books;
 2. build the pretraining dataset (sentence splitting, parallel tokenisation, whole-word flags);
-3. pretrain a bert-tiny (2 layers, hidden 128) with masked LM + next-sentence prediction for a
-   wall-clock budget (3 minutes by default), with a live progress bar;
+3. pretrain a bert-tiny (2 layers, hidden 128) with masked LM + next-sentence prediction for
+   1,200 steps (or a wall-clock budget), with a live progress bar;
 4. evaluate held-out masked-LM accuracy against the unigram baseline (always guess the most
    frequent training token) on exactly the same masked positions;
 5. fill in masked words in a few English and Chinese sentences;
-6. print where the model (Hugging Face layout), metrics, curve plot and config went.
+6. show whether the pretraining pays off downstream: fine-tune it and its random-init twin (same
+   architecture and tokenizer, fresh weights) on a small labelled task cut from the same books
+   (which book is a sentence from), over 3 seeds, and print both arms' test accuracy;
+7. print where the model (Hugging Face layout), metrics, curve plot and config went.
+
+The last tenth of every book is kept out of steps 1-4: the labelled task's sentences, for training
+and for testing, come from there, so the model is tested on text it never saw.
 """
 
 from __future__ import annotations
 
 import importlib.resources
+import logging
 import os
+import random
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .payoff import Payoff
+
+HELD_OUT_FRACTION = 0.1  # of each book's lines, kept out of pretraining for the downstream task
+# Steps, not minutes, so that every machine gets the same model. Measured 2026-11-29 on the 2-core
+# AVX2 machine (step 6, 3 seeds): after 500 steps the model (6.5-7.2% held-out MLM accuracy, just
+# off the plateau) fine-tunes 7-10 points *below* its random-init twin; after 1,200 steps (13.7%)
+# 9.5 points above it, on every seed.
+DEMO_STEPS = 1200
 
 DEMO_SENTENCES = (
     "Alice was beginning to get very [MASK] of sitting by her sister on the bank.",
@@ -35,6 +54,71 @@ def bundled_corpus() -> list[Path]:
     return sorted(
         Path(str(folder / name)) for name in (p.name for p in folder.iterdir()) if name.endswith(".txt")
     )
+
+
+def split_books(
+    files: list[Path], out: Path, held_out: float = HELD_OUT_FRACTION
+) -> tuple[list[Path], list[Path]]:
+    """Each book cut at the paragraph break nearest the last ``held_out`` of its lines: the first
+    part to ``out/pretrain/``, the rest to ``out/held-out/``, bytes unchanged. Returns both lists."""
+    parts: tuple[list[Path], list[Path]] = ([], [])
+    for file in files:
+        lines = file.read_bytes().splitlines(keepends=True)
+        target = int(len(lines) * (1.0 - held_out))
+        breaks = [i for i, line in enumerate(lines) if not line.strip()] or [target]
+        cut = min(breaks, key=lambda i: abs(i - target))
+        for folder, chunk, kept in zip(
+            ("pretrain", "held-out"), (lines[:cut], lines[cut:]), parts, strict=True
+        ):
+            path = out / folder / file.name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"".join(chunk))
+            kept.append(path)
+    return parts
+
+
+def _sentences(path: Path) -> Iterator[str]:
+    """The sentences of a corpus file, whitespace runs made single spaces."""
+    from .data.corpus import Corpus
+
+    return (" ".join(sentence.split()) for document in Corpus([path]) for sentence in document)
+
+
+def book_task(
+    held_out: list[Path],
+    tokenizer: Any,
+    out: Path,
+    train_per_book: int,
+    test_per_book: int,
+    seed: int = 0,
+    pretrained_on: Sequence[Path] = (),
+) -> tuple[Path, Path]:
+    """``out/train.tsv`` and ``out/test.tsv`` (label, text): distinct sentences of 8 to 64 tokens from
+    each held-out part, labelled with the book's file name, none in both files and none that also
+    occurs in the ``pretrained_on`` files (books repeat some sentences)."""
+    seen = {sentence for path in pretrained_on for sentence in _sentences(path)}
+    rng = random.Random(seed)
+    rows: dict[str, list[tuple[str, str]]] = {"train": [], "test": []}
+    for path in held_out:
+        # Once each: a sentence a book repeats must not land in both splits.
+        sentences = [
+            sentence
+            for sentence in dict.fromkeys(_sentences(path))
+            if sentence not in seen and 8 <= len(tokenizer.tokenize(sentence)) <= 64
+        ]
+        drawn = rng.sample(sentences, min(len(sentences), train_per_book + test_per_book))
+        rows["train"] += [(path.stem, text) for text in drawn[:train_per_book]]
+        rows["test"] += [(path.stem, text) for text in drawn[train_per_book:]]
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for split, examples in rows.items():
+        rng.shuffle(examples)
+        path = out / f"{split}.tsv"
+        path.write_text(
+            "label\ttext\n" + "".join(f"{label}\t{text}\n" for label, text in examples), encoding="utf-8"
+        )
+        paths.append(path)
+    return paths[0], paths[1]
 
 
 def _step(title: str) -> float:
@@ -64,21 +148,83 @@ def unigram_baseline(
     return top, hits / max(total, 1)
 
 
+def _show_payoff(
+    out: Path,
+    books: list[Path],
+    held_out: list[Path],
+    pretrained_on: list[Path],
+    tokenizer: Any,
+    model_dir: Path,
+    seeds: tuple[int, ...],
+    train_per_book: int,
+    test_per_book: int,
+    epochs: float,
+) -> Payoff:
+    """Step 6: the pretrained model against its random-init twin on the held-out books' task."""
+    start = _step("6. does the pretraining pay off? A labelled task from the held-out text")
+    from .payoff import compare_with_random_init
+    from .train.finetune_config import FinetuneConfig
+
+    train, test = book_task(
+        held_out, tokenizer, out / "task", train_per_book, test_per_book, pretrained_on=pretrained_on
+    )
+    print(
+        f"  which of the {len(books)} books is a sentence from: {train_per_book} labelled sentences per "
+        f"book to learn from, {test_per_book} others to test on -> {train.parent}/"
+    )
+    print(
+        f"  fine-tuning the model and its random-init twin (same architecture and tokenizer, fresh weights) "
+        f"with one recipe, seeds {', '.join(map(str, seeds))} ..."
+    )
+    finetune_config = FinetuneConfig(
+        task="classification",
+        model=str(model_dir),
+        train=str(train),
+        dev=str(test),
+        out=str(out / "payoff"),
+        max_seq_length=64,
+        epochs=epochs,
+        batch_size=16,
+        lr=5e-4,
+        dropout=0.1,
+    )
+    # Every fine-tune starts a new classifier (and the twin a new pooler) on purpose: not worth the
+    # warning the checkpoint loader gives once per run.
+    loader_log = logging.getLogger("bertforge.checkpoint")
+    level = loader_log.level
+    loader_log.setLevel(logging.ERROR)
+    try:
+        payoff = compare_with_random_init(finetune_config, list(seeds))
+    finally:
+        loader_log.setLevel(level)
+    for line in payoff.lines():
+        print(f"  {line}")
+    print(f"  ({time.perf_counter() - start:.0f}s; the fine-tuned models are under {out / 'payoff'}/)")
+    return payoff
+
+
 def run_demo(
     out: Path,
     *,
-    budget: str = "3m",
+    budget: str | None = None,
     vocab_size: int = 12000,
     preset: str = "bert-tiny",
     workers: int | None = None,
     batch_size: int = 32,
     max_steps: int | None = None,
     progress: bool = True,
+    payoff_seeds: tuple[int, ...] = (0, 1, 2),
+    payoff_train_per_book: int = 32,
+    payoff_test_per_book: int = 64,
+    payoff_epochs: float = 10.0,
 ) -> dict[str, Any]:
     """Run the whole pipeline into ``out``; returns the figures it printed (for tests).
 
-    ``max_steps`` replaces the wall-clock budget by a step count (reproducible runs, tests)."""
+    Pretraining runs ``max_steps`` steps (default :data:`DEMO_STEPS`), or for the wall-clock ``budget``
+    when one is given instead (a slower machine then gets a less trained model).The
+    ``payoff_*`` settings size step 6's labelled task and its fine-tuning."""
     from .data.build import build_dataset
+    from .errors import BertForgeError
     from .pipelines import fill_mask, load_masked_lm
     from .tokenizer import BertTokenizer
     from .train.durations import parse_duration
@@ -86,13 +232,21 @@ def run_demo(
     from .train.pretrain_data import eval_batches
     from .train.recipe import load_recipe
 
-    if max_steps is None:
+    if budget is not None and max_steps is not None:
+        raise BertForgeError(f"give a step count ({max_steps}) or a budget ({budget}), not both")
+    if budget is not None:
         parse_duration(budget)  # a typo in --budget fails now, not after the vocabulary and dataset
+    elif max_steps is None:
+        max_steps = DEMO_STEPS
     out.mkdir(parents=True, exist_ok=True)
-    files = bundled_corpus()
-    size_mb = sum(f.stat().st_size for f in files) / 2**20
+    books = bundled_corpus()
+    size_mb = sum(f.stat().st_size for f in books) / 2**20
     print(
-        f"bertforge demo: pretrain a BERT from {len(files)} public-domain books ({size_mb:.1f} MB), into {out}/"
+        f"bertforge demo: pretrain a BERT from {len(books)} public-domain books ({size_mb:.1f} MB), into {out}/"
+    )
+    files, held_out = split_books(books, out / "corpus")
+    print(
+        f"the last {HELD_OUT_FRACTION:.0%} of every book is kept out of pretraining, for step 6 -> {out / 'corpus'}/"
     )
 
     start = _step("1. learn a WordPiece vocabulary (English + Chinese)")
@@ -128,9 +282,12 @@ def run_demo(
         # Measured 2026-11-23 on the bundled corpus, 600 steps of 32 x 128: bert-tiny at lr 2e-3 reached
         # 11.5% held-out MLM accuracy, bert-mini at 1e-3 5.3% at step 400 (and half the steps per minute).
         "optim.lr": "2e-3",
-        "schedule.warmup": "0.06",
+        # As recipes/cpu-hour.toml (Cramming): no dropout in a run this short, warm-up for half of it.
+        "model.hidden_dropout_prob": "0.0",
+        "model.attention_probs_dropout_prob": "0.0",
+        "schedule.warmup": "0.5",
         "train.batch_size": str(batch_size),
-        **({"train.max_steps": str(max_steps)} if max_steps is not None else {"train.budget": budget}),
+        **({"train.max_steps": str(max_steps)} if max_steps is not None else {"train.budget": str(budget)}),
         "train.log_every": "10",
         "train.eval_every": "100",
         "train.eval_batches": "8",
@@ -175,6 +332,13 @@ def run_demo(
         shown = ", ".join(f"{g.token} ({g.score:.0%})" for g in guesses)
         print(f"  {text}\n    -> {shown}")
 
+    payoff = None
+    if payoff_seeds:
+        payoff = _show_payoff(
+            out, books, held_out, files, tokenizer, result.model_dir,
+            payoff_seeds, payoff_train_per_book, payoff_test_per_book, payoff_epochs,
+        )  # fmt: skip
+
     print("\nDone. Everything is under", out)
     print(f"  model + tokenizer (Hugging Face layout): {result.model_dir}/")
     print(f"  metrics: {result.metrics_path}")
@@ -183,4 +347,4 @@ def run_demo(
     print(f"  config:  {run_dir / 'resolved_config.toml'}  (rerun: bertforge pretrain --config it)")
     print(f"  dataset: {dataset_dir}/   tokenizer: {tokenizer_dir}/")
     print(f'Try:  bertforge fill-mask {result.model_dir} "The Queen of [MASK] made some tarts." ')
-    return {"accuracy": accuracy, "baseline": baseline, "result": result}
+    return {"accuracy": accuracy, "baseline": baseline, "result": result, "payoff": payoff}
