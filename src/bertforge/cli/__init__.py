@@ -19,6 +19,7 @@ from typing import Any
 from ..errors import BertForgeError
 from .common import EXIT_USAGE, Parser, output_file, positive_int
 from .compress import add_compress_commands
+from .demo import add_demo_command
 from .distill import add_distill_command
 from .export import add_export_command
 from .pretrain import add_data_commands, add_pretrain_command
@@ -286,17 +287,6 @@ def cmd_embed(args: argparse.Namespace) -> None:
         print(f"wrote {len(texts)} embeddings of size {vectors.shape[1]} to {output}", file=sys.stderr)
 
 
-def cmd_demo(args: argparse.Namespace) -> None:
-    from ..demo import run_demo
-
-    run_demo(
-        Path(args.out),
-        budget=args.budget,
-        max_steps=args.steps,
-        payoff_seeds=() if args.no_payoff else (0, 1, 2),
-    )
-
-
 # ------------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
@@ -405,33 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_embed)
 
-    p = sub.add_parser(
-        "demo",
-        help="pretrain a small BERT on the bundled corpus (no download)",
-        description="Train a WordPiece vocabulary on the bundled English and Chinese books, build the "
-        "pretraining dataset, pretrain a bert-tiny with MLM + NSP (1,200 steps), compare its "
-        "held-out MLM accuracy with the unigram baseline, run fill-mask, then fine-tune it and its "
-        "random-init twin on a labelled task from text it never saw (which book is a sentence from) to "
-        "show what the pretraining bought; model, metrics and plot are saved.",
-    )
-    p.add_argument(
-        "--out", default="bertforge-demo", help="directory for the demo's outputs (default: %(default)s)"
-    )
-    length = p.add_mutually_exclusive_group()
-    length.add_argument(
-        "--steps",
-        type=positive_int,
-        help="pretraining steps (default: 1200, enough to pay off in the last step)",
-    )
-    length.add_argument(
-        "--budget", help="pretrain for a wall-clock budget instead of a step count, e.g. 90s, 3m, 1h"
-    )
-    p.add_argument(
-        "--no-payoff",
-        action="store_true",
-        help="skip the last step, the fine-tuning comparison with the random-init twin",
-    )
-    p.set_defaults(func=cmd_demo)
+    add_demo_command(sub)
     add_task_commands(sub)
     add_distill_command(sub)
     add_data_commands(sub)
