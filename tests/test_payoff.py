@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from _helpers import tiny_config
 from bertforge import BertConfig, BertForMaskedLM, BertTokenizer
 from bertforge.auto import AutoModelForMaskedLM
 from bertforge.demo import book_task, split_books
@@ -90,14 +91,7 @@ def test_payoff_reports_means_spreads_and_difference_in_points():
 
 def _pretrained(tmp_path, tokenizer) -> str:
     torch.manual_seed(1)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=37,
-    )
-    model = BertForMaskedLM(config)
+    model = BertForMaskedLM(tiny_config(vocab_size=tokenizer.vocab_size))
     with torch.no_grad():
         model.bert.embeddings.word_embeddings.weight.mul_(3.0)  # unlike any fresh initialisation
     model.save_pretrained(tmp_path / "pretrained")
